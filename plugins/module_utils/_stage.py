@@ -1,0 +1,414 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Stage script rules shared by the maintenance_stage module and its action plugin.
+
+Pure and typed: the stage names, how a stage script is looked up and vetted, how the payload is
+split into argv words, how an exit is classified, and the format of a stage result. Private to
+the collection (leading underscore): not a public API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+STAGES: Tuple[str, ...] = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
+SCRIPT_SUFFIXES: Tuple[str, ...] = ("", ".sh", ".py")
+EXECUTORS: Tuple[str, ...] = ("service", "agent")
+
+# Exit code a PreFlight or PreMaintenance script uses to say the host needs no maintenance.
+EXIT_NO_MAINTENANCE = 70
+STAGES_ALLOWING_NO_MAINTENANCE: Tuple[str, ...] = ("PreFlight", "PreMaintenance")
+
+# Final statuses of a stage. "running" is only ever seen while polling.
+STATUS_OK = "ok"
+STATUS_NO_MAINTENANCE = "no_maintenance"
+STATUS_SKIPPED = "skipped"
+STATUS_FAILED = "failed"
+STATUS_TIMEOUT = "timeout"
+STATUS_REBOOTED = "rebooted"
+STATUS_RUNNING = "running"
+STATUS_WOULD_RUN = "would_run"
+FINAL_STATUSES: Tuple[str, ...] = (
+    STATUS_OK, STATUS_NO_MAINTENANCE, STATUS_SKIPPED, STATUS_FAILED, STATUS_TIMEOUT, STATUS_REBOOTED,
+)
+
+# Linux refuses a single argv word or environment string longer than MAX_ARG_STRLEN (128 KiB);
+# stay well below it so the payload fits both argv and RM_PAYLOAD.
+MAX_PAYLOAD_BYTES = 120 * 1024
+
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_BLANKS = " \t"
+_OPERATOR_CHARS = ";&|<>()"
+
+
+class PayloadError(ValueError):
+    """The payload cannot be turned into argv words without a shell's help."""
+
+
+class ScriptLookupError(Exception):
+    """The hooks dir holds a stage script that must not be run, or several for one stage."""
+
+
+def validate_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ValueError("unknown stage %r: expected one of %s" % (stage, ", ".join(STAGES)))
+
+
+def validate_timing(stage_timeout: Any, ping_interval: Any) -> Tuple[int, int]:
+    """Return (stage_timeout, ping_interval) as ints, or raise ValueError naming the problem."""
+    values = []
+    for name, value in (("stage_timeout", stage_timeout), ("ping_interval", ping_interval)):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError("%s must be a positive integer of seconds, got %r" % (name, value))
+        text = str(value).strip()
+        if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) <= 0:
+            raise ValueError("%s must be a positive integer of seconds (at most 999999999), got %r" % (name, value))
+        values.append(int(text))
+    timeout, interval = values
+    if timeout < interval:
+        raise ValueError(
+            "stage_timeout (%d s) is lower than ping_interval (%d s): a stage could time out before "
+            "its first status poll; raise the timeout or lower the interval" % (timeout, interval))
+    return timeout, interval
+
+
+def split_payload(payload: str) -> List[str]:
+    """Split ``payload`` into words the way a POSIX shell's tokenizer does, expanding nothing.
+
+    Quotes are removed as a shell would (single quotes literal, double quotes honouring the
+    backslash escapes of ``$`, "\\`` and newline), a backslash outside quotes escapes the next
+    character, and ``$(...)``, ``$((...))``, ``${...}`` and backquoted text stay whole and literal
+    inside their word, as the tokenizer sees them. Unquoted control operators, an unquoted newline
+    inside the payload and a word starting with ``#`` are refused: a shell would not pass them on
+    as arguments, so taking them literally would silently change what the operator meant.
+    """
+    encoded_size = len(payload.encode("utf-8", "surrogateescape"))
+    if encoded_size > MAX_PAYLOAD_BYTES:
+        raise PayloadError("payload is %d bytes long; at most %d are accepted" % (encoded_size, MAX_PAYLOAD_BYTES))
+    if "\x00" in payload:
+        raise PayloadError("payload contains a NUL byte, which cannot be passed as an argument")
+    text = payload.strip(" \t\r\n")
+    words: List[str] = []
+    current: Optional[List[str]] = None
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char in _BLANKS:
+            if current is not None:
+                words.append("".join(current))
+                current = None
+            i += 1
+            continue
+        if char in "\r\n":
+            raise PayloadError(
+                "payload has an unquoted line break at offset %d, where a shell would start a new command; "
+                "quote it to pass it as part of an argument" % i)
+        if char in _OPERATOR_CHARS:
+            raise PayloadError(
+                "payload has an unquoted shell operator %r at offset %d; quote it (for example '%s') "
+                "to pass it literally" % (char, i, char))
+        if char == "#" and current is None:
+            raise PayloadError(
+                "payload has a word starting with an unquoted '#' at offset %d, which a shell reads as a "
+                "comment; quote it to pass it literally" % i)
+        if current is None:
+            current = []
+        if char == "\\":
+            if i + 1 >= len(text):
+                raise PayloadError("payload ends with a lone backslash")
+            if text[i + 1] != "\n":  # backslash-newline is a line continuation: both vanish
+                current.append(text[i + 1])
+            i += 2
+        elif char == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                raise PayloadError("payload has an unterminated single quote at offset %d" % i)
+            current.append(text[i + 1:end])
+            i = end + 1
+        elif char == '"':
+            i = _read_double_quoted(text, i, current)
+        elif char == "$" and text.startswith(("$(", "${"), i) or char == "`":
+            end = _end_of_substitution(text, i)
+            current.append(text[i:end])
+            i = end
+        else:
+            current.append(char)
+            i += 1
+    if current is not None:
+        words.append("".join(current))
+    return words
+
+
+def _read_double_quoted(text: str, start: int, out: List[str]) -> int:
+    """Append the unquoted content of the double-quoted string at ``start``; return the index after it."""
+    i = start + 1
+    while i < len(text):
+        char = text[i]
+        if char == '"':
+            return i + 1
+        if char == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\\n':
+            if text[i + 1] != "\n":
+                out.append(text[i + 1])
+            i += 2
+        elif char == "$" and text.startswith(("$(", "${"), i) or char == "`":
+            end = _end_of_substitution(text, i)
+            out.append(text[i:end])
+            i = end
+        else:
+            out.append(char)
+            i += 1
+    raise PayloadError("payload has an unterminated double quote at offset %d" % start)
+
+
+def _end_of_substitution(text: str, start: int) -> int:
+    """Index just after the ``$(...)``, ``${...}`` or backquoted unit starting at ``start``."""
+    if text[start] == "`":
+        i = start + 1
+        while i < len(text):
+            if text[i] == "\\":
+                i += 2
+            elif text[i] == "`":
+                return i + 1
+            else:
+                i += 1
+        raise PayloadError("payload has an unterminated backquote at offset %d" % start)
+    opener = text[start + 1]
+    closer = ")" if opener == "(" else "}"
+    depth = 0
+    i = start + 1
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "'" and closer == ")":
+            end = text.find("'", i + 1)
+            if end < 0:
+                break
+            i = end + 1
+            continue
+        if char == '"':
+            i = _read_double_quoted(text, i, [])
+            continue
+        if char == opener:
+            depth += 1
+        elif char == closer:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise PayloadError("payload has an unterminated %s at offset %d" % (text[start:start + 2], start))
+
+
+def find_stage_script(hooks_dir: str, stage: str, allowed_owners: Sequence[int]) -> Optional[str]:
+    """Return the path of the stage's script in ``hooks_dir``, or None when the stage has none.
+
+    Raises ScriptLookupError when there is more than one candidate, or when the one found is not
+    a regular executable file inside the hooks dir, not owned by an allowed user, or writable by
+    group or others: such a file could have been planted, and it would run as root.
+    """
+    validate_stage(stage)
+    found = [os.path.join(hooks_dir, stage + suffix) for suffix in SCRIPT_SUFFIXES
+             if os.path.lexists(os.path.join(hooks_dir, stage + suffix))]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ScriptLookupError(
+            "one script per stage: %s has %d scripts for %s: %s"
+            % (hooks_dir, len(found), stage, ", ".join(os.path.basename(path) for path in found)))
+    path = found[0]
+    real_dir = os.path.realpath(hooks_dir)
+    real_path = os.path.realpath(path)
+    if os.path.dirname(real_path) != real_dir:
+        raise ScriptLookupError(
+            "%s is a link to %s, outside the hooks dir %s; stage scripts must live in the hooks dir"
+            % (path, real_path, real_dir))
+    try:
+        info = os.stat(real_path)
+    except OSError as exc:
+        raise ScriptLookupError("%s cannot be examined: %s" % (path, exc.strerror))
+    if not stat.S_ISREG(info.st_mode):
+        raise ScriptLookupError("%s is not a regular file (%s)" % (path, _file_kind(info.st_mode)))
+    if not info.st_mode & stat.S_IXUSR:
+        raise ScriptLookupError("%s is not executable (mode %04o); chmod 0755 it" % (path, stat.S_IMODE(info.st_mode)))
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ScriptLookupError(
+            "%s is writable by group or others (mode %04o), so anyone could change what runs as root; "
+            "chmod go-w it" % (path, stat.S_IMODE(info.st_mode)))
+    if info.st_uid not in allowed_owners:
+        raise ScriptLookupError(
+            "%s is owned by uid %d; a stage script must be owned by root or the connecting user (uid %s)"
+            % (path, info.st_uid, ", ".join(str(uid) for uid in sorted(set(allowed_owners)))))
+    return path
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "mode %o" % mode
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "signal %d" % number
+
+
+def classify_exit(stage: str, rc: Optional[int], signal_number: Optional[int]) -> str:
+    """Status of a stage script that ended by itself with exit code ``rc`` or by a signal."""
+    if signal_number is not None:
+        return STATUS_FAILED
+    if rc == 0:
+        return STATUS_OK
+    if rc == EXIT_NO_MAINTENANCE:
+        return STATUS_NO_MAINTENANCE if stage in STAGES_ALLOWING_NO_MAINTENANCE else STATUS_OK
+    return STATUS_FAILED
+
+
+def describe_outcome(status: str, rc: Optional[int], signal_number: Optional[int], timeout: Optional[int] = None) -> str:
+    """One line an operator reads in the report."""
+    if status == STATUS_OK:
+        return "completed (exit %s)" % rc
+    if status == STATUS_NO_MAINTENANCE:
+        return "exit %d: the script says this host needs no maintenance" % EXIT_NO_MAINTENANCE
+    if status == STATUS_SKIPPED:
+        return "no script for this stage"
+    if status == STATUS_TIMEOUT:
+        return "timed out after %s s; its process group was killed" % timeout
+    if status == STATUS_REBOOTED:
+        return "the host rebooted while the stage ran"
+    if signal_number is not None:
+        return "killed by %s" % signal_name(signal_number)
+    return "failed with exit code %s" % rc
+
+
+def stage_succeeded(status: str, stage: str, rebooted_ok: Optional[bool] = None) -> bool:
+    """Whether a final status lets the run go on with this host.
+
+    A reboot is the normal end of a patch-and-reboot Maintenance stage and a failure of any
+    other stage, unless ``rebooted_ok`` says otherwise.
+    """
+    if status == STATUS_REBOOTED:
+        return stage == "Maintenance" if rebooted_ok is None else rebooted_ok
+    return status in (STATUS_OK, STATUS_NO_MAINTENANCE, STATUS_SKIPPED)
+
+
+@dataclass
+class StageResult:
+    """What a stage run left behind: written atomically as result.json in its job dir."""
+
+    job_id: str
+    run_id: str
+    stage: str
+    status: str
+    script: Optional[str] = None
+    rc: Optional[int] = None
+    signal: Optional[str] = None
+    started_at: Optional[float] = None
+    ended_at: Optional[float] = None
+    duration: Optional[float] = None
+    boot_id: Optional[str] = None
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    msg: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, expected_job_id: str) -> "StageResult":
+        """Parse a result file; refuse one that belongs to another job (a stale or foreign result)."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError("stage result is not valid JSON: %s" % exc)
+        if not isinstance(data, dict):
+            raise ValueError("stage result is not a JSON object")
+        if data.get("job_id") != expected_job_id:
+            raise ValueError("stage result belongs to job %r, not %r" % (data.get("job_id"), expected_job_id))
+        known = set(cls.__dataclass_fields__)
+        missing = {"job_id", "run_id", "stage", "status"} - set(data)
+        if missing:
+            raise ValueError("stage result lacks %s" % ", ".join(sorted(missing)))
+        if data["status"] not in FINAL_STATUSES:
+            raise ValueError("stage result has unknown status %r" % data["status"])
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def read_tail(path: str, max_bytes: int) -> str:
+    """The last ``max_bytes`` of a file as text (undecodable bytes replaced), '' if it is missing."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read(max_bytes)
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    if size > max_bytes:
+        # Drop the partial first line so the tail starts on a line boundary when it can.
+        newline = text.find("\n")
+        if 0 <= newline < len(text) - 1:
+            text = text[newline + 1:]
+    return text
+
+
+def write_atomic(path: str, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` so readers see the old file or the whole new one, never a part."""
+    directory = os.path.dirname(path) or "."
+    temporary = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+DEFAULT_HOOKS_DIR = "/etc/kvm-rolling-maintenance/hooks"
+DEFAULT_STATE_DIR = "/var/lib/kvm-rolling-maintenance"
+
+# The options of the maintenance_stage module, shared with its action plugin so both validate alike.
+STAGE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "stage": {"type": "str", "required": True, "choices": list(STAGES)},
+    "payload": {"type": "str", "default": ""},
+    "hooks_dir": {"type": "path", "default": DEFAULT_HOOKS_DIR},
+    "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
+    "executor": {"type": "str", "default": "service", "choices": list(EXECUTORS)},
+    "stage_timeout": {"type": "int", "default": 1800},
+    "ping_interval": {"type": "int", "default": 10},
+    "run_id": {"type": "str"},
+    "host_name": {"type": "str"},
+    "cluster": {"type": "str", "default": ""},
+    "rebooted_ok": {"type": "bool"},
+}
+
+
+def stage_environment(base: Mapping[str, str], stage: str, run_id: str, host: str, cluster: str,
+                      payload: str, job_id: str) -> Dict[str, str]:
+    env = dict(base)
+    env.update({"RM_STAGE": stage, "RM_RUN_ID": run_id, "RM_HOST": host, "RM_CLUSTER": cluster,
+                "RM_PAYLOAD": payload, "RM_JOB_ID": job_id})
+    return env

@@ -1,0 +1,326 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: maintenance_stage
+short_description: Run one rolling-maintenance stage script on a KVM host
+version_added: 0.1.0
+description:
+  - Runs the host's script for one stage of a rolling maintenance (C(PreFlight), C(PreMaintenance),
+    C(Maintenance) or C(PostMaintenance)) and reports how it ended.
+  - The script is looked up in O(hooks_dir) as C(Stage), C(Stage.sh) or C(Stage.py). No script means the
+    stage is skipped as a success; more than one is an error ("one script per stage").
+  - A script must be a regular executable file inside O(hooks_dir) (a link may only point inside it), not
+    writable by group or others, and owned by root or by the connecting user.
+  - The script's arguments are the words of O(payload), split the way a POSIX shell splits words; no shell
+    ever interprets the payload. Its environment carries C(RM_STAGE), C(RM_RUN_ID), C(RM_HOST), C(RM_CLUSTER),
+    C(RM_PAYLOAD) and C(RM_JOB_ID); its stdin is C(/dev/null); its output, of any size, is kept in full in
+    the job's directory under O(state_dir) and the result holds its tail.
+  - Exit 0 is success. Exit 70 in C(PreFlight) or C(PreMaintenance) means the host needs no maintenance;
+    in a later stage it is a success. Any other exit, or death by a signal, is a failure.
+  - The action plugin of the same name drives the run. With the C(service) executor the script runs
+    detached from the connection and its result is written atomically to the root-only O(state_dir), so a
+    dropped connection, a controller restart or a host reboot never loses it; the controller polls every
+    O(ping_interval) seconds and notices completion at once. A host that reboots during the stage is
+    recognised by its new boot id and the stage ends as C(rebooted).
+  - After O(stage_timeout) seconds the script's whole process group (and anything it left below it) gets
+    SIGTERM, then SIGKILL five seconds later, and the stage ends as C(timeout).
+author:
+  - kvmops.rolling engineers
+options:
+  stage:
+    description: The stage whose script runs.
+    type: str
+    required: true
+    choices: [PreFlight, PreMaintenance, Maintenance, PostMaintenance]
+  payload:
+    description:
+      - Extra arguments appended to the script invocation, split into words like a POSIX shell does,
+        with quotes and backslashes honoured. C($(...)), C(${...}) and backquotes reach the script literally.
+      - Unquoted control operators (C(;) C(&) C(|) C(<) C(>) C(\() C(\))), an unquoted line break and a word
+        starting with C(#) are refused before anything runs, as is a payload over 120 KiB.
+    type: str
+    default: ""
+  hooks_dir:
+    description: Directory of the host's stage scripts.
+    type: path
+    default: /etc/kvm-rolling-maintenance/hooks
+  state_dir:
+    description: Root-only directory where jobs, their full output and their results are kept.
+    type: path
+    default: /var/lib/kvm-rolling-maintenance
+  executor:
+    description:
+      - C(service) runs the script detached from the connection; it survives a dropped connection, a
+        controller restart and, for its result, a host reboot.
+      - C(agent) runs it attached to the module's connection; if the connection is lost, the outcome is
+        reported as unknown (failed).
+    type: str
+    default: service
+    choices: [service, agent]
+  stage_timeout:
+    description: Seconds the stage may take, wall clock, all of it counted. Must not be lower than O(ping_interval).
+    type: int
+    default: 1800
+  ping_interval:
+    description: Seconds between status polls of a running stage. Completion is noticed at once regardless.
+    type: int
+    default: 10
+  run_id:
+    description: Identifier of the rolling maintenance run this stage belongs to. Generated when omitted.
+    type: str
+  host_name:
+    description: Host name given to the script as C(RM_HOST). Defaults to the inventory host name.
+    type: str
+  cluster:
+    description: Cluster name given to the script as C(RM_CLUSTER).
+    type: str
+    default: ""
+  rebooted_ok:
+    description:
+      - Whether a host reboot during the stage counts as success.
+      - When unset, it does for C(Maintenance) (patch-and-reboot is its normal job) and does not for the others.
+    type: bool
+notes:
+  - Supports check mode; then no script runs and the result says what would run.
+  - The module must be run by root or by the owner of O(state_dir).
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Run the PreFlight check of every host
+  kvmops.rolling.maintenance_stage:
+    stage: PreFlight
+    payload: 'kernel=6.1.0-27 "reason=monthly patching"'
+
+- name: Patch and reboot, giving the script an hour
+  kvmops.rolling.maintenance_stage:
+    stage: Maintenance
+    stage_timeout: 3600
+    ping_interval: 15
+  register: maintenance
+  failed_when: not maintenance.succeeded
+"""
+
+RETURN = r"""
+status:
+  description:
+    - How the stage ended. C(ok), C(no_maintenance) (exit 70 in PreFlight or PreMaintenance), C(skipped)
+      (no script), C(failed), C(timeout), C(rebooted); C(would_run) in check mode.
+  returned: always
+  type: str
+  sample: ok
+succeeded:
+  description: Whether the run may go on with this host (a C(rebooted) counts per O(rebooted_ok)).
+  returned: always
+  type: bool
+  sample: true
+rc:
+  description: The script's exit code; null when it was killed or did not end by itself.
+  returned: always
+  type: int
+  sample: 0
+signal:
+  description: Name of the signal that ended the script, if one did.
+  returned: always
+  type: str
+  sample: SIGKILL
+duration:
+  description: Seconds the stage took on the host.
+  returned: when a script ran
+  type: float
+  sample: 12.48
+stdout_tail:
+  description: The last 8 KiB of the script's standard output.
+  returned: always
+  type: str
+stderr_tail:
+  description: The last 8 KiB of the script's standard error.
+  returned: always
+  type: str
+script:
+  description: Path of the stage script; null when the stage has none.
+  returned: always
+  type: str
+  sample: /etc/kvm-rolling-maintenance/hooks/Maintenance.sh
+argv:
+  description: The script's argument vector (the script, then the payload words).
+  returned: always
+  type: list
+  elements: str
+job_id:
+  description: Identifier of the job on the host; its files are in O(state_dir)/jobs/<job_id>.
+  returned: when a script ran
+  type: str
+run_id:
+  description: The run the stage belongs to.
+  returned: always
+  type: str
+started_at:
+  description: Unix time the script started.
+  returned: when a script ran
+  type: float
+ended_at:
+  description: Unix time the stage ended.
+  returned: when a script ran
+  type: float
+boot_id:
+  description: The host's boot id when the stage ended (or was last seen running).
+  returned: when a script ran
+  type: str
+stdout_log:
+  description: Path of the full standard output on the host.
+  returned: when the script ended by itself, timed out or was cancelled
+  type: str
+stderr_log:
+  description: Path of the full standard error on the host.
+  returned: when the script ended by itself, timed out or was cancelled
+  type: str
+elapsed:
+  description: Seconds from the start of the task until the controller saw the stage end.
+  returned: always
+  type: float
+reconnects:
+  description: How many times the controller had to reconnect to the host while the stage ran.
+  returned: always
+  type: int
+msg:
+  description: What happened, in one line.
+  returned: always
+  type: str
+"""
+
+import os
+import time
+import uuid
+from typing import Any, Dict, List, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
+    STAGE_ARGUMENT_SPEC,
+    STATUS_SKIPPED,
+    STATUS_WOULD_RUN,
+    JOB_ID_PATTERN,
+    PayloadError,
+    ScriptLookupError,
+    find_stage_script,
+    split_payload,
+    stage_environment,
+    stage_succeeded,
+    validate_timing,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import (
+    JobError,
+    JobStore,
+    as_run_by_this_process,
+    cancel,
+    current_boot_id,
+    execute,
+    poll,
+    start_detached,
+)
+
+# Options only the action plugin sets: which step of the job to take, and how long to wait for its end.
+INTERNAL_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "_mode": {"type": "str", "default": "start", "choices": ["start", "poll", "cancel"]},
+    "_job_id": {"type": "str"},
+    "_wait": {"type": "float", "default": 0.0},
+}
+
+
+def allowed_script_owners() -> List[int]:
+    owners = [0, os.getuid(), os.geteuid()]
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    if sudo_uid.isdigit():
+        owners.append(int(sudo_uid))
+    return sorted(set(owners))
+
+
+def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
+    params = module.params
+    stage = params["stage"]
+    argv_tail = split_payload(params["payload"])
+    script = find_stage_script(params["hooks_dir"], stage, allowed_script_owners())
+    if script is None:
+        return {"status": STATUS_SKIPPED, "script": None, "argv": [], "rc": None, "signal": None,
+                "stdout_tail": "", "stderr_tail": "", "changed": False,
+                "msg": "no %s script in %s: stage skipped" % (stage, params["hooks_dir"])}
+    argv = [script] + argv_tail
+    if module.check_mode:
+        return {"status": STATUS_WOULD_RUN, "script": script, "argv": argv, "rc": None, "signal": None,
+                "stdout_tail": "", "stderr_tail": "", "changed": True,
+                "msg": "check mode: would run %s with %d payload argument(s)" % (script, len(argv_tail))}
+    store = JobStore(params["state_dir"])
+    store.prepare()
+    if os.path.isdir(store.job_dir(job_id)):
+        # A retried start whose first attempt got through: follow that job, never run it twice.
+        status, fields = poll(store, job_id, params["_wait"])
+        return dict(fields, status=status, argv=argv)
+    boot_id = current_boot_id()
+    busy = store.running_jobs(boot_id)
+    if busy:
+        other = busy[0]
+        raise JobError("stage %s of run %s (job %s) is still running on this host; one stage at a time"
+                       % (other["stage"], other["run_id"], other["job_id"]))
+    store.prune()
+    os.mkdir(store.job_dir(job_id), 0o700)
+    job = {"job_id": job_id, "run_id": params["run_id"], "stage": stage, "script": script, "argv": argv,
+           "created_at": time.time(), "boot_id": boot_id, "stage_timeout": params["stage_timeout"],
+           "executor": params["executor"]}
+    env = stage_environment(os.environ, stage, params["run_id"], params["host_name"] or "",
+                            params["cluster"], params["payload"], job_id)
+    cwd = os.path.dirname(script)
+    if params["executor"] == "agent":
+        store.write_job(job_id, as_run_by_this_process(job))
+        execute(store, job, argv, env, cwd)
+    else:
+        start_detached(store, job, argv, env, cwd)
+    status, fields = poll(store, job_id, params["_wait"])
+    return dict(fields, status=status, argv=argv)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=dict(STAGE_ARGUMENT_SPEC, **INTERNAL_ARGUMENT_SPEC), supports_check_mode=True)
+    params = module.params
+    params["run_id"] = params["run_id"] or uuid.uuid4().hex[:12]
+    job_id = params["_job_id"] or "%s.%s.%s" % (params["run_id"], params["stage"], uuid.uuid4().hex[:8])
+    failure: Optional[str] = None
+    result: Dict[str, Any] = {}
+    try:
+        validate_timing(params["stage_timeout"], params["ping_interval"])
+        if not JOB_ID_PATTERN.match(job_id):
+            raise ValueError("job id %r has characters that are not allowed in a file name" % job_id)
+        store = JobStore(params["state_dir"])
+        if params["_mode"] == "start":
+            result = start(module, job_id)
+        elif params["_mode"] == "poll":
+            status, fields = poll(store, job_id, params["_wait"])
+            result = dict(fields, status=status)
+        else:
+            status, fields = cancel(store, job_id, params["_wait"])
+            result = dict(fields, status=status)
+    except (ValueError, PayloadError, ScriptLookupError, JobError) as exc:
+        failure = str(exc)
+    except OSError as exc:
+        failure = "%s: %s%s" % (exc.strerror, exc.filename or "",
+                                " (run the stage as root, with become)" if exc.errno in (1, 13) else "")
+    if failure is not None:
+        module.fail_json(msg=failure, status="failed", stage=params["stage"], run_id=params["run_id"], job_id=job_id)
+    result.setdefault("changed", True)
+    result.setdefault("run_id", params["run_id"])
+    result.setdefault("job_id", job_id)
+    result["succeeded"] = stage_succeeded(result["status"], params["stage"], params["rebooted_ok"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The controller's side of a stage: start it, poll it until it ends, survive the connection coming and going.
+
+Pure logic with the host calls injected, so the loop is tested without a host and the action
+plugin stays a thin adapter.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Optional
+
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
+    STATUS_FAILED,
+    STATUS_RUNNING,
+    STATUS_TIMEOUT,
+)
+
+# The host kills a timed-out script itself (SIGTERM, then SIGKILL 5 s later); the controller only
+# cancels, or gives up on an unreachable host, this long after the stage's own deadline.
+CONTROLLER_SLACK_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 8.0
+
+
+class ConnectionLost(Exception):
+    """The host could not be reached for one call; the stage on it may well be running on."""
+
+
+HostCall = Callable[[str, float], Dict[str, Any]]
+
+
+class StageDriver:
+    """Runs one stage through ``call(mode, wait)``, where mode is start, poll or cancel.
+
+    ``call`` returns the module's result and raises ConnectionLost when the host is unreachable;
+    ``reconnect`` drops the connection so the next call opens a fresh one.
+    """
+
+    def __init__(self, call: HostCall, reconnect: Callable[[], None], stage_timeout: int, ping_interval: int,
+                 attached: bool, progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.call = call
+        self.reconnect = reconnect
+        self.stage_timeout = stage_timeout
+        self.ping_interval = ping_interval
+        self.attached = attached
+        self.progress = progress or (lambda _result: None)
+        self.clock = clock
+        self.sleep = sleep
+        self.reconnects = 0
+        self.started = 0.0
+        self.give_up_at = 0.0
+        self.unreachable_since: Optional[float] = None
+        self.last_error = ""
+
+    def run(self) -> Dict[str, Any]:
+        self.started = self.clock()
+        self.give_up_at = self.started + self.stage_timeout + CONTROLLER_SLACK_SECONDS
+        try:
+            result = self._attempt("start", float(self.ping_interval))
+            while result is not None and result.get("status") == STATUS_RUNNING:
+                self.progress(result)
+                if self.clock() >= self.give_up_at:
+                    result = self._attempt("cancel", 0.0)
+                    break
+                wait = min(float(self.ping_interval), max(0.0, self.give_up_at - self.clock()))
+                result = self._attempt("poll", wait)
+        except KeyboardInterrupt:
+            # The operator stopped the run: stop the script too, then let the interrupt go on.
+            self._cancel_quietly()
+            raise
+        if result is None:
+            result = self._lost_result()
+        result["elapsed"] = round(self.clock() - self.started, 3)
+        result["reconnects"] = self.reconnects
+        return result
+
+    def _attempt(self, mode: str, wait: float) -> Optional[Dict[str, Any]]:
+        """One call, retried over reconnects until it gets through; None once the host stays out of reach."""
+        backoff = 1.0
+        while True:
+            try:
+                result = self.call(mode, wait)
+                self.unreachable_since = None
+                return result
+            except ConnectionLost as exc:
+                self.last_error = str(exc)
+                if self.unreachable_since is None:
+                    self.unreachable_since = self.clock()
+                if self.attached or self.clock() >= self.give_up_at:
+                    return None
+            self.reconnects += 1
+            self.reconnect()
+            self.sleep(min(backoff, float(self.ping_interval), max(0.0, self.give_up_at - self.clock())))
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _lost_result(self) -> Dict[str, Any]:
+        down_for = self.clock() - (self.unreachable_since or self.clock())
+        if self.attached:
+            return {"status": STATUS_FAILED, "rc": None, "signal": None, "failed": True,
+                    "msg": "the connection was lost while the stage ran attached to it (agent executor), so its "
+                           "outcome is unknown; the service executor survives this (%s)" % self.last_error}
+        return {"status": STATUS_TIMEOUT, "rc": None, "signal": None, "failed": True,
+                "msg": "the host has been unreachable for %.0f s, past the stage timeout of %d s: the host kills "
+                       "the script at its timeout, but its result could not be read (%s)"
+                       % (down_for, self.stage_timeout, self.last_error)}
+
+    def _cancel_quietly(self) -> None:
+        try:
+            self.call("cancel", 0.0)
+        except Exception:  # the interrupt matters more than a cancel that could not be delivered
+            pass
