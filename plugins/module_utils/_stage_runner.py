@@ -222,6 +222,24 @@ def runner_alive(job: Mapping[str, Any]) -> bool:
     return process_start_ticks(pid) == job.get("runner_start_ticks")
 
 
+class _CancelRequest:
+    """SIGTERM asks the runner to stop the script; it only interrupts the wait for the script's end."""
+
+    requested = False
+    armed = False
+
+    @classmethod
+    def on_sigterm(cls, _signum: int, _frame: Any) -> None:
+        cls.requested = True
+        if cls.armed:
+            raise _Cancelled()
+
+
+def listen_for_cancel() -> None:
+    """From now on a SIGTERM to this process is a cancel request (never a sudden death of the runner)."""
+    signal.signal(signal.SIGTERM, _CancelRequest.on_sigterm)
+
+
 def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[str, str], cwd: str) -> StageResult:
     """Run the job's script to its end, enforce its timeout, write and return its result.
 
@@ -236,43 +254,45 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # without it, a daemonised grandchild escapes the kill; the process group still goes
-
-    def on_sigterm(_signum: int, _frame: Any) -> None:
-        raise _Cancelled()
-
-    previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    listen_for_cancel()
     started = time.time()
     start_clock = time.monotonic()
     timed_out = False
-    cancelled = False
     killed_by: Optional[int] = None
+    proc: Optional["subprocess.Popen[bytes]"] = None
     with open(stdout_path, "ab", 0) as out, open(stderr_path, "ab", 0) as err:
         os.chmod(stdout_path, 0o600)
         os.chmod(stderr_path, 0o600)
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd,
-                                close_fds=True, start_new_session=True)
+        if not _CancelRequest.requested:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd,
+                                    close_fds=True, start_new_session=True)
         try:
-            proc.wait(timeout=timeout)
+            _CancelRequest.armed = True
+            if _CancelRequest.requested:
+                raise _Cancelled()
+            if proc is not None:
+                proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
         except _Cancelled:
-            cancelled = True
+            pass
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if timed_out or cancelled:
+            _CancelRequest.armed = False
+        if proc is not None and (timed_out or _CancelRequest.requested):
             killed_by = kill_script_tree(proc, KILL_GRACE_SECONDS)
-    signal.signal(signal.SIGTERM, previous_handler)
     ended = time.time()
-    rc: Optional[int] = proc.returncode
+    cancelled = _CancelRequest.requested and not timed_out
+    rc: Optional[int] = proc.returncode if proc is not None else None
     signal_number: Optional[int] = None
     if rc is not None and rc < 0:
         signal_number, rc = -rc, None
-    if timed_out or cancelled:
-        status = STATUS_TIMEOUT if timed_out else STATUS_FAILED
-        signal_number = killed_by
-        rc = None
-        msg = describe_outcome(STATUS_TIMEOUT, None, None, int(timeout)) if timed_out else \
-            "cancelled after %.1f s; its process group was stopped with %s" % (ended - started, signal_name(killed_by or 0))
+    if timed_out:
+        status, rc, signal_number = STATUS_TIMEOUT, None, killed_by
+        msg = describe_outcome(STATUS_TIMEOUT, None, None, int(timeout))
+    elif cancelled:
+        status, rc, signal_number = STATUS_FAILED, None, killed_by
+        msg = "cancelled after %.1f s%s" % (ended - started, "; its process group was stopped with %s"
+                                             % signal_name(killed_by) if killed_by else " before the script started")
     else:
         status = classify_exit(job["stage"], rc, signal_number)
         msg = describe_outcome(status, rc, signal_number)
@@ -320,6 +340,7 @@ def _become_runner(store: JobStore, job: Dict[str, Any], argv: List[str], env: M
     os.closerange(3, ready_fd)
     os.closerange(ready_fd + 1, 65536)
     os.chdir("/")
+    listen_for_cancel()
     try:
         store.write_job(job["job_id"], as_run_by_this_process(job))
         os.write(ready_fd, b"registered")

@@ -64,6 +64,11 @@ class StageDriver:
                 self.progress(result)
                 if self.clock() >= self.give_up_at:
                     result = self._attempt("cancel", 0.0)
+                    if result is not None and result.get("status") == STATUS_RUNNING:
+                        result = dict(result, status=STATUS_TIMEOUT, failed=True,
+                                      msg="the stage was still running %.0f s past its timeout and did not stop "
+                                          "when cancelled; look at job %s on the host"
+                                          % (self.clock() - self.started - self.stage_timeout, result.get("job_id")))
                     break
                 wait = min(float(self.ping_interval), max(0.0, self.give_up_at - self.clock()))
                 result = self._attempt("poll", wait)

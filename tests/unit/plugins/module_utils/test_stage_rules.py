@@ -1,0 +1,166 @@
+"""Stage script lookup and vetting, exit classification, timing validation and the result format."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
+    ScriptLookupError,
+    StageResult,
+    classify_exit,
+    find_stage_script,
+    read_tail,
+    stage_succeeded,
+    validate_timing,
+    write_atomic,
+)
+
+ROOT_ONLY = [0]
+
+
+def make_script(directory: Path, name: str, mode: int = 0o755) -> Path:
+    path = directory / name
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(mode)
+    return path
+
+
+def test_no_script_means_none(tmp_path: Path) -> None:
+    make_script(tmp_path, "Maintenance")
+    assert find_stage_script(str(tmp_path), "PreFlight", ROOT_ONLY) is None
+
+
+@pytest.mark.parametrize("name", ["PreFlight", "PreFlight.sh", "PreFlight.py"])
+def test_each_accepted_name_is_found(tmp_path: Path, name: str) -> None:
+    make_script(tmp_path, name)
+    make_script(tmp_path, "PreFlight.txt")  # not one of the accepted names: ignored
+    assert find_stage_script(str(tmp_path), "PreFlight", [os.getuid()]) == str(tmp_path / name)
+
+
+def test_two_scripts_for_one_stage_name_both(tmp_path: Path) -> None:
+    make_script(tmp_path, "Maintenance")
+    make_script(tmp_path, "Maintenance.py")
+    with pytest.raises(ScriptLookupError, match=r"one script per stage.*Maintenance, Maintenance\.py"):
+        find_stage_script(str(tmp_path), "Maintenance", [os.getuid()])
+
+
+@pytest.mark.parametrize(("mode", "complaint"), [
+    (0o757, "writable by group or others"),
+    (0o775, "writable by group or others"),
+    (0o644, "not executable"),
+])
+def test_unsafe_modes_are_refused(tmp_path: Path, mode: int, complaint: str) -> None:
+    make_script(tmp_path, "Maintenance", mode)
+    with pytest.raises(ScriptLookupError, match=complaint):
+        find_stage_script(str(tmp_path), "Maintenance", [os.getuid()])
+
+
+def test_foreign_owner_is_refused(tmp_path: Path) -> None:
+    make_script(tmp_path, "Maintenance")
+    with pytest.raises(ScriptLookupError, match="owned by uid %d" % os.getuid()):
+        find_stage_script(str(tmp_path), "Maintenance", [os.getuid() + 4242])
+
+
+def test_fifo_and_directory_are_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "Maintenance")
+    (tmp_path / "PreFlight").mkdir()
+    with pytest.raises(ScriptLookupError, match="not a regular file \\(a FIFO\\)"):
+        find_stage_script(str(tmp_path), "Maintenance", [os.getuid()])
+    with pytest.raises(ScriptLookupError, match="a directory"):
+        find_stage_script(str(tmp_path), "PreFlight", [os.getuid()])
+
+
+def test_links_may_only_point_inside_the_hooks_dir(tmp_path: Path) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    outside = make_script(tmp_path, "elsewhere.sh")
+    inside = make_script(hooks, "maintenance-v2.sh")
+    (hooks / "Maintenance").symlink_to(outside)
+    (hooks / "PreFlight").symlink_to(inside)
+    (hooks / "PostMaintenance").symlink_to(hooks / "missing")
+    with pytest.raises(ScriptLookupError, match="outside the hooks dir"):
+        find_stage_script(str(hooks), "Maintenance", [os.getuid()])
+    assert find_stage_script(str(hooks), "PreFlight", [os.getuid()]) == str(hooks / "PreFlight")
+    with pytest.raises(ScriptLookupError, match="cannot be examined"):
+        find_stage_script(str(hooks), "PostMaintenance", [os.getuid()])
+
+
+@pytest.mark.parametrize(("stage", "rc", "sig", "status"), [
+    ("PreFlight", 0, None, "ok"),
+    ("PreFlight", 70, None, "no_maintenance"),
+    ("PreMaintenance", 70, None, "no_maintenance"),
+    ("Maintenance", 70, None, "ok"),
+    ("PostMaintenance", 70, None, "ok"),
+    ("Maintenance", 1, None, "failed"),
+    ("Maintenance", 71, None, "failed"),
+    ("Maintenance", None, 9, "failed"),
+])
+def test_classify_exit(stage: str, rc: int, sig: int, status: str) -> None:
+    assert classify_exit(stage, rc, sig) == status
+
+
+@pytest.mark.parametrize(("status", "stage", "rebooted_ok", "succeeded"), [
+    ("ok", "PreFlight", None, True),
+    ("skipped", "Maintenance", None, True),
+    ("no_maintenance", "PreMaintenance", None, True),
+    ("rebooted", "Maintenance", None, True),
+    ("rebooted", "PreMaintenance", None, False),
+    ("rebooted", "Maintenance", False, False),
+    ("rebooted", "PostMaintenance", True, True),
+    ("timeout", "Maintenance", None, False),
+    ("failed", "Maintenance", True, False),
+])
+def test_stage_succeeded(status: str, stage: str, rebooted_ok: bool, succeeded: bool) -> None:
+    assert stage_succeeded(status, stage, rebooted_ok) is succeeded
+
+
+@pytest.mark.parametrize(("timeout", "interval", "complaint"), [
+    (0, 10, "stage_timeout must be a positive integer"),
+    (-1, 10, "stage_timeout must be a positive integer"),
+    ("abc", 10, "stage_timeout must be a positive integer"),
+    (10 ** 12, 10, "at most 999999999"),
+    (True, 10, "stage_timeout must be a positive integer"),
+    (30, 0, "ping_interval must be a positive integer"),
+    (5, 10, "lower than ping_interval"),
+])
+def test_validate_timing_refuses(timeout: object, interval: object, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        validate_timing(timeout, interval)
+
+
+def test_validate_timing_accepts_equal_and_numeric_strings() -> None:
+    assert validate_timing(10, 10) == (10, 10)
+    assert validate_timing("1800", " 10 ") == (1800, 10)
+
+
+def test_result_round_trip_and_stale_results(tmp_path: Path) -> None:
+    result = StageResult(job_id="run1.Maintenance.ab", run_id="run1", stage="Maintenance", status="ok", rc=0)
+    path = tmp_path / "result.json"
+    write_atomic(str(path), result.to_json())
+    assert StageResult.from_json(path.read_text(), "run1.Maintenance.ab") == result
+    with pytest.raises(ValueError, match="belongs to job"):
+        StageResult.from_json(path.read_text(), "run2.Maintenance.cd")
+    broken = json.loads(path.read_text())
+    broken["status"] = "exploded"
+    with pytest.raises(ValueError, match="unknown status"):
+        StageResult.from_json(json.dumps(broken), "run1.Maintenance.ab")
+    with pytest.raises(ValueError, match="lacks run_id"):
+        StageResult.from_json(json.dumps({"job_id": "j", "stage": "PreFlight", "status": "ok"}), "j")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        StageResult.from_json("{half", "j")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_read_tail_keeps_the_end_on_a_line_boundary(tmp_path: Path) -> None:
+    path = tmp_path / "out.log"
+    path.write_bytes(b"".join(b"line %06d\n" % i for i in range(100000)) + b"\xff last")
+    tail = read_tail(str(path), 100)
+    assert tail.endswith("line 099999\n\ufffd last")
+    assert tail.startswith("line ")
+    assert len(tail.encode()) <= 102
+    assert read_tail(str(tmp_path / "missing"), 100) == ""
