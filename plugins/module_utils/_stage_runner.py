@@ -282,17 +282,20 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
             killed_by = kill_script_tree(proc, KILL_GRACE_SECONDS)
     ended = time.time()
     cancelled = _CancelRequest.requested and not timed_out
-    rc: Optional[int] = proc.returncode if proc is not None else None
+    returncode: Optional[int] = proc.returncode if proc is not None else None
+    rc: Optional[int] = returncode
     signal_number: Optional[int] = None
-    if rc is not None and rc < 0:
-        signal_number, rc = -rc, None
+    if returncode is not None and returncode < 0:  # Popen's way of saying a signal ended the script
+        signal_number = abs(returncode)
+        rc = None
     if timed_out:
         status, rc, signal_number = STATUS_TIMEOUT, None, killed_by
         msg = describe_outcome(STATUS_TIMEOUT, None, None, int(timeout))
     elif cancelled:
         status, rc, signal_number = STATUS_FAILED, None, killed_by
-        msg = "cancelled after %.1f s%s" % (ended - started, "; its process group was stopped with %s"
-                                             % signal_name(killed_by) if killed_by else " before the script started")
+        how = "its process group was stopped with %s" % signal_name(killed_by) if killed_by \
+            else "before the script started"
+        msg = "cancelled after %.1f s, %s" % (ended - started, how)
     else:
         status = classify_exit(job["stage"], rc, signal_number)
         msg = describe_outcome(status, rc, signal_number)
@@ -418,4 +421,3 @@ def _result_fields(result: StageResult) -> Dict[str, Any]:
     fields = json.loads(result.to_json())
     fields.update(fields.pop("extra"))
     return fields
-

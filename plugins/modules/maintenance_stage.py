@@ -31,7 +31,7 @@ description:
   - After O(stage_timeout) seconds the script's whole process group (and anything it left below it) gets
     SIGTERM, then SIGKILL five seconds later, and the stage ends as C(timeout).
 author:
-  - kvmops.rolling engineers
+  - kvmops.rolling engineers (@kvmops)
 options:
   stage:
     description: The stage whose script runs.
@@ -86,13 +86,27 @@ options:
       - Whether a host reboot during the stage counts as success.
       - When unset, it does for C(Maintenance) (patch-and-reboot is its normal job) and does not for the others.
     type: bool
+  _mode:
+    description: Internal, set by the action plugin; do not set. Which step of the job to take.
+    type: str
+    default: start
+    choices: [start, poll, cancel]
+  _job_id:
+    description: Internal, set by the action plugin; do not set. The job the step is about.
+    type: str
+  _wait:
+    description: Internal, set by the action plugin; do not set. Seconds to wait for the stage to end before answering.
+    type: float
+    default: 0.0
 notes:
   - Supports check mode; then no script runs and the result says what would run.
   - The module must be run by root or by the owner of O(state_dir).
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
     support: none
 """
 

@@ -27,7 +27,7 @@ class FakeHost:
         reply = self.replies.pop(0) if self.replies else {"status": "running"}
         if isinstance(reply, BaseException):
             self.clock.now += 5
-            raise reply
+            raise reply  # pylint: disable=raising-bad-type
         self.clock.now += reply.pop("_takes", wait if reply.get("status") == "running" else 0.1)
         return reply
 
@@ -61,20 +61,20 @@ def test_a_stage_done_within_the_first_wait_takes_one_call() -> None:
 
 def test_polls_until_the_end() -> None:
     result, host = drive([{"status": "running"}, {"status": "running"}, {"status": "failed", "rc": 3}])
-    assert [mode for mode, _ in host.calls] == ["start", "poll", "poll"]
+    assert [mode for mode, _wait in host.calls] == ["start", "poll", "poll"]
     assert result["status"] == "failed"
 
 
 def test_a_lost_connection_is_retried_with_reconnects_and_the_same_call() -> None:
     lost = ConnectionLost("ssh: connect to host hv1 port 22: Connection timed out")
     result, host = drive([{"status": "running"}, lost, lost, {"status": "ok", "rc": 0}])
-    assert [mode for mode, _ in host.calls] == ["start", "poll", "poll", "poll"]
+    assert [mode for mode, _wait in host.calls] == ["start", "poll", "poll", "poll"]
     assert host.resets == 2 and result["reconnects"] == 2 and result["status"] == "ok"
 
 
 def test_a_lost_start_is_retried_as_a_start() -> None:
     result, host = drive([ConnectionLost("down"), {"status": "ok"}])
-    assert [mode for mode, _ in host.calls] == ["start", "start"]
+    assert [mode for mode, _wait in host.calls] == ["start", "start"]
     assert result["status"] == "ok"
 
 
@@ -92,15 +92,15 @@ def test_a_host_out_of_reach_past_the_deadline_ends_as_timeout() -> None:
 
 
 def test_a_stage_the_host_failed_to_end_is_cancelled_after_the_slack() -> None:
-    result, host = drive([{"status": "running"} for _ in range(6)] + [{"status": "timeout", "rc": None}], timeout=30)
-    modes = [mode for mode, _ in host.calls]
+    result, host = drive([{"status": "running"} for _reply in range(6)] + [{"status": "timeout", "rc": None}], timeout=30)
+    modes = [mode for mode, _wait in host.calls]
     assert modes[-1] == "cancel" and modes.count("cancel") == 1
     assert result["status"] == "timeout"
 
 
 def test_polls_never_wait_past_the_deadline() -> None:
-    _result, host = drive([{"status": "running"}] * 50, timeout=25, interval=10)
-    assert all(wait <= 10.0 for _mode, wait in host.calls)
+    result, host = drive([{"status": "running"}] * 50, timeout=25, interval=10)
+    assert all(wait <= 10.0 for mode, wait in host.calls)
 
 
 def test_ctrl_c_cancels_the_stage_and_goes_on() -> None:
@@ -109,10 +109,10 @@ def test_ctrl_c_cancels_the_stage_and_goes_on() -> None:
     driver = StageDriver(host.call, host.reset, 60, 10, False, clock=clock, sleep=clock.sleep)
     with pytest.raises(KeyboardInterrupt):
         driver.run()
-    assert [mode for mode, _ in host.calls] == ["start", "poll", "cancel"]
+    assert [mode for mode, _wait in host.calls] == ["start", "poll", "cancel"]
 
 
 def test_a_stage_that_survives_its_cancel_is_reported_as_timeout_not_running() -> None:
-    result, host = drive([{"status": "running"} for _ in range(50)], timeout=30)
-    assert [mode for mode, _ in host.calls][-1] == "cancel"
+    result, host = drive([{"status": "running"} for _reply in range(50)], timeout=30)
+    assert [mode for mode, _wait in host.calls][-1] == "cancel"
     assert result["status"] == "timeout" and result["failed"] and "did not stop" in result["msg"]

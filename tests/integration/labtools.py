@@ -1,0 +1,84 @@
+"""The lab of simulated KVM hosts as the end-to-end tests drive it, and real ansible-playbook runs against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+KVMLAB = REPO / "tests" / "lab" / "kvmlab"
+VENV_BIN = Path(sys.executable).parent
+
+
+class Lab:
+    """The running lab, as the tests see it."""
+
+    def __init__(self) -> None:
+        self.inventory = self.kvmlab("inventory").stdout.strip()
+        with open(self.inventory) as handle:
+            tree = yaml.safe_load(handle)
+        clusters = tree["all"]["children"]["kvm_hosts"]["children"]
+        self.hosts: Dict[str, Dict[str, Any]] = {}
+        for cluster in clusters.values():
+            self.hosts.update(cluster["hosts"])
+
+    @staticmethod
+    def kvmlab(*args: str, check: bool = True, timeout: float = 300) -> "subprocess.CompletedProcess[str]":
+        return subprocess.run([str(KVMLAB), *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+    def hooks_dir(self, host: str) -> Path:
+        return Path(self.kvmlab("path", host, "hooks").stdout.strip())
+
+    def exec(self, host: str, *command: str, check: bool = True) -> "subprocess.CompletedProcess[str]":
+        return self.kvmlab("exec", host, "--", *command, check=check)
+
+    def write_hook(self, host: str, name: str, body: str, mode: int = 0o755) -> Path:
+        path = self.hooks_dir(host) / name
+        path.write_text(body if body.startswith("#!") else "#!/bin/sh\n" + body + "\n")
+        path.chmod(mode)
+        return path
+
+    def clear_hooks(self, host: str) -> None:
+        for entry in self.hooks_dir(host).iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def playbook(self, playbook: Path, *args: str, env: Optional[Dict[str, str]] = None,
+                 timeout: float = 600) -> "subprocess.CompletedProcess[str]":
+        environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+                           PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")), ANSIBLE_FORCE_COLOR="0")
+        environment.update(env or {})
+        return subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", self.inventory, str(playbook), *args],
+                              capture_output=True, text=True, env=environment, cwd=str(REPO), timeout=timeout,
+                              check=False)
+
+    def run_stage(self, tmp_path: Path, host: str, check_mode: bool = False, **options: Any) -> Dict[str, Any]:
+        """Run the maintenance_stage task on one host through a real playbook; return its registered result."""
+        out = tmp_path / ("stage-%s.json" % uuid.uuid4().hex[:8])
+        playbook = tmp_path / ("stage-%s.yml" % uuid.uuid4().hex[:8])
+        playbook.write_text(yaml.safe_dump([{
+            "hosts": host, "gather_facts": False,
+            "tasks": [
+                {"name": "stage", "kvmops.rolling.maintenance_stage": options, "register": "stage_result",
+                 "ignore_errors": True},
+                {"name": "save", "delegate_to": "localhost",
+                 "ansible.builtin.copy": {"content": "{{ stage_result | to_json }}", "dest": str(out)},
+                 "check_mode": False},
+            ],
+        }]))
+        completed = self.playbook(playbook, *(["--check"] if check_mode else []))
+        if not out.exists():
+            raise AssertionError("the playbook left no result:\n%s\n%s" % (completed.stdout, completed.stderr))
+        result: Dict[str, Any] = json.loads(out.read_text())
+        result["_output"] = completed.stdout + completed.stderr
+        return result
