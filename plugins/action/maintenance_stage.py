@@ -73,7 +73,7 @@ class ActionModule(ActionBase):
         result.setdefault("run_id", args["run_id"])
         result["succeeded"] = not result.get("failed") and \
             stage_succeeded(result["status"], args["stage"], args["rebooted_ok"])
-        if not result["succeeded"]:
-            result["failed"] = True
+        # Always set: Ansible would otherwise take any non-zero rc (70 included) for a failure.
+        result["failed"] = not result["succeeded"]
         result.pop("invocation", None)
         return result

@@ -300,7 +300,7 @@ def stage_succeeded(status: str, stage: str, rebooted_ok: Optional[bool] = None)
     """
     if status == STATUS_REBOOTED:
         return stage == "Maintenance" if rebooted_ok is None else rebooted_ok
-    return status in (STATUS_OK, STATUS_NO_MAINTENANCE, STATUS_SKIPPED)
+    return status in (STATUS_OK, STATUS_NO_MAINTENANCE, STATUS_SKIPPED, STATUS_WOULD_RUN)
 
 
 @dataclass
