@@ -18,7 +18,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     stage_succeeded,
     validate_timing,
 )
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._stage_driver import ConnectionLost, StageDriver
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._job_driver import ConnectionLost, JobDriver
 
 display = Display()
 MODULE = "kvmops.rolling.maintenance_stage"
@@ -62,8 +62,8 @@ class ActionModule(ActionBase):
         def progress(status: Dict[str, Any]) -> None:
             display.v("%s: %s running for %.0f s (%s)" % (host, args["stage"], status.get("elapsed", 0), job_id))
 
-        driver = StageDriver(call, reconnect, args["stage_timeout"], args["ping_interval"],
-                             attached=args["executor"] == "agent", progress=progress)
+        driver = JobDriver(call, reconnect, args["stage_timeout"], args["ping_interval"],
+                           attached=args["executor"] == "agent", what="%s stage" % args["stage"], progress=progress)
         try:
             outcome = driver.run()
         finally:

@@ -10,7 +10,6 @@ the collection (leading underscore): not a public API.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -35,9 +34,6 @@ STATUS_TIMEOUT = "timeout"
 STATUS_REBOOTED = "rebooted"
 STATUS_RUNNING = "running"
 STATUS_WOULD_RUN = "would_run"
-FINAL_STATUSES: Tuple[str, ...] = (
-    STATUS_OK, STATUS_NO_MAINTENANCE, STATUS_SKIPPED, STATUS_FAILED, STATUS_TIMEOUT, STATUS_REBOOTED,
-)
 
 # Linux refuses a single argv word or environment string longer than MAX_ARG_STRLEN (128 KiB);
 # stay well below it so the payload fits both argv and RM_PAYLOAD.
@@ -305,7 +301,7 @@ def stage_succeeded(status: str, stage: str, rebooted_ok: Optional[bool] = None)
 
 @dataclass
 class StageResult:
-    """What a stage run left behind: written atomically as result.json in its job dir."""
+    """How a stage script run ended: written atomically as result.json in its job dir."""
 
     job_id: str
     run_id: str
@@ -323,27 +319,11 @@ class StageResult:
     msg: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str, expected_job_id: str) -> "StageResult":
-        """Parse a result file; refuse one that belongs to another job (a stale or foreign result)."""
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ValueError("stage result is not valid JSON: %s" % exc)
-        if not isinstance(data, dict):
-            raise ValueError("stage result is not a JSON object")
-        if data.get("job_id") != expected_job_id:
-            raise ValueError("stage result belongs to job %r, not %r" % (data.get("job_id"), expected_job_id))
-        known = set(cls.__dataclass_fields__)
-        missing = {"job_id", "run_id", "stage", "status"} - set(data)
-        if missing:
-            raise ValueError("stage result lacks %s" % ", ".join(sorted(missing)))
-        if data["status"] not in FINAL_STATUSES:
-            raise ValueError("stage result has unknown status %r" % data["status"])
-        return cls(**{key: value for key, value in data.items() if key in known})
+    def as_dict(self) -> Dict[str, Any]:
+        """The result as written to result.json and returned by the module: ``extra`` merged in."""
+        fields = asdict(self)
+        fields.update(fields.pop("extra"))
+        return fields
 
 
 def read_tail(path: str, max_bytes: int) -> str:

@@ -232,16 +232,16 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     stage_succeeded,
     validate_timing,
 )
-from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import (
+from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     JobError,
     JobStore,
     as_run_by_this_process,
     cancel,
     current_boot_id,
-    execute,
     poll,
     start_detached,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import execute
 
 # Options only the action plugin sets: which step of the job to take, and how long to wait for its end.
 INTERNAL_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -283,11 +283,12 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
     busy = store.running_jobs(boot_id)
     if busy:
         other = busy[0]
-        raise JobError("stage %s of run %s (job %s) is still running on this host; one stage at a time"
-                       % (other["stage"], other["run_id"], other["job_id"]))
+        raise JobError("the %s of run %s (job %s) is still running on this host; one job at a time"
+                       % (other["label"], other["run_id"], other["job_id"]))
     store.prune()
     os.mkdir(store.job_dir(job_id), 0o700)
-    job = {"job_id": job_id, "run_id": params["run_id"], "stage": stage, "script": script, "argv": argv,
+    job = {"job_id": job_id, "run_id": params["run_id"], "kind": "stage", "label": "%s stage" % stage,
+           "stage": stage, "script": script, "argv": argv,
            "created_at": time.time(), "boot_id": boot_id, "stage_timeout": params["stage_timeout"],
            "executor": params["executor"]}
     env = stage_environment(os.environ, stage, params["run_id"], params["host_name"] or "",
@@ -297,7 +298,7 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
         store.write_job(job_id, as_run_by_this_process(job))
         execute(store, job, argv, env, cwd)
     else:
-        start_detached(store, job, argv, env, cwd)
+        start_detached(store, job, lambda: execute(store, job, argv, env, cwd))
     status, fields = poll(store, job_id, params["_wait"])
     return dict(fields, status=status, argv=argv)
 
@@ -320,7 +321,7 @@ def main() -> None:
             status, fields = poll(store, job_id, params["_wait"])
             result = dict(fields, status=status)
         else:
-            status, fields = cancel(store, job_id, params["_wait"])
+            status, fields = cancel(store, job_id)
             result = dict(fields, status=status)
     except (ValueError, PayloadError, ScriptLookupError, JobError) as exc:
         failure = str(exc)

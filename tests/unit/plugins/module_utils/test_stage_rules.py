@@ -137,21 +137,13 @@ def test_validate_timing_accepts_equal_and_numeric_strings() -> None:
     assert validate_timing("1800", " 10 ") == (1800, 10)
 
 
-def test_result_round_trip_and_stale_results(tmp_path: Path) -> None:
-    result = StageResult(job_id="run1.Maintenance.ab", run_id="run1", stage="Maintenance", status="ok", rc=0)
+def test_result_as_dict_merges_extra_and_is_written_root_only(tmp_path: Path) -> None:
+    result = StageResult(job_id="run1.Maintenance.ab", run_id="run1", stage="Maintenance", status="ok", rc=0,
+                         extra={"stdout_log": "/x/stdout.log"})
     path = tmp_path / "result.json"
-    write_atomic(str(path), result.to_json())
-    assert StageResult.from_json(path.read_text(), "run1.Maintenance.ab") == result
-    with pytest.raises(ValueError, match="belongs to job"):
-        StageResult.from_json(path.read_text(), "run2.Maintenance.cd")
-    broken = json.loads(path.read_text())
-    broken["status"] = "exploded"
-    with pytest.raises(ValueError, match="unknown status"):
-        StageResult.from_json(json.dumps(broken), "run1.Maintenance.ab")
-    with pytest.raises(ValueError, match="lacks run_id"):
-        StageResult.from_json(json.dumps({"job_id": "j", "stage": "PreFlight", "status": "ok"}), "j")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        StageResult.from_json("{half", "j")
+    write_atomic(str(path), json.dumps(result.as_dict()))
+    assert json.loads(path.read_text())["stdout_log"] == "/x/stdout.log"
+    assert "extra" not in json.loads(path.read_text())
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 

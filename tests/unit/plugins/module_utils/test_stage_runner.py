@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -10,30 +11,37 @@ from typing import Any, Dict, List
 
 import pytest
 
+from ansible_collections.kvmops.rolling.plugins.module_utils import _jobs as jobs
 from ansible_collections.kvmops.rolling.plugins.module_utils import _stage_runner as runner
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> runner.JobStore:
-    jobs = runner.JobStore(str(tmp_path / "state"))
-    jobs.prepare()
-    return jobs
+def store(tmp_path: Path) -> jobs.JobStore:
+    job_store = jobs.JobStore(str(tmp_path / "state"))
+    job_store.prepare()
+    return job_store
 
 
 @pytest.fixture
 def boot_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "boot_id"
     path.write_text(str(uuid.uuid4()) + "\n")
-    monkeypatch.setattr(runner, "BOOT_ID_PATH", str(path))
+    monkeypatch.setattr(jobs, "BOOT_ID_PATH", str(path))
     return path
 
 
-def new_job(store: runner.JobStore, script: Path, stage: str = "Maintenance", timeout: int = 30) -> Dict[str, Any]:
+def new_job(store: jobs.JobStore, script: Path, stage: str = "Maintenance", timeout: int = 30) -> Dict[str, Any]:
     job_id = "run.%s.%s" % (stage, uuid.uuid4().hex[:8])
     os.mkdir(store.job_dir(job_id), 0o700)
-    return {"job_id": job_id, "run_id": "run", "stage": stage, "script": str(script), "argv": [str(script)],
-            "created_at": time.time(), "boot_id": runner.current_boot_id(), "stage_timeout": timeout,
+    return {"job_id": job_id, "run_id": "run", "kind": "stage", "label": "%s stage" % stage, "stage": stage,
+            "script": str(script), "argv": [str(script)],
+            "created_at": time.time(), "boot_id": jobs.current_boot_id(), "stage_timeout": timeout,
             "executor": "service"}
+
+
+def start(store: jobs.JobStore, job: Dict[str, Any], script: Path, cwd: Path) -> None:
+    jobs.start_detached(store, job, lambda: runner.execute(store, job, [str(script)], dict(os.environ), str(cwd)))
 
 
 def shell_script(tmp_path: Path, body: str) -> Path:
@@ -68,17 +76,17 @@ def processes_with(marker: str) -> List[int]:
     ("echo broken >&2; exit 3", "Maintenance", "failed", 3, None),
     ("kill -USR1 $$", "Maintenance", "failed", None, "SIGUSR1"),
 ])
-def test_execute_exit_paths(tmp_path: Path, store: runner.JobStore, boot_id: Path,
+def test_execute_exit_paths(tmp_path: Path, store: jobs.JobStore, boot_id: Path,
                             body: str, stage: str, status: str, rc: int, sig: str) -> None:
     script = shell_script(tmp_path, body)
     job = new_job(store, script, stage)
     result = runner.execute(store, job, [str(script)], dict(os.environ), str(tmp_path))
     assert (result.status, result.rc, result.signal) == (status, rc, sig)
-    assert store.read_result(job["job_id"]) == result
+    assert store.read_result(job["job_id"]) == result.as_dict()
 
 
 def test_timeout_kills_the_whole_tree_even_what_ignores_sigterm_or_left_the_group(
-        tmp_path: Path, store: runner.JobStore, boot_id: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, store: jobs.JobStore, boot_id: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "KILL_GRACE_SECONDS", 1.0)
     marker = unique_duration()
     script = shell_script(tmp_path, "trap '' TERM\nsetsid sleep %s &\nsleep %s &\nsleep %s\n" % (marker, marker, marker))
@@ -89,60 +97,73 @@ def test_timeout_kills_the_whole_tree_even_what_ignores_sigterm_or_left_the_grou
     assert processes_with(marker) == []
 
 
-def test_large_output_does_not_block_and_keeps_its_tail(tmp_path: Path, store: runner.JobStore, boot_id: Path) -> None:
+def test_large_output_does_not_block_and_keeps_its_tail(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
     script = shell_script(tmp_path, "head -c 10485760 /dev/zero | tr '\\0' x; echo; echo THE-END; echo err-end >&2")
     job = new_job(store, script)
     result = runner.execute(store, job, [str(script)], dict(os.environ), str(tmp_path))
     assert result.status == "ok"
-    assert result.stdout_tail.endswith("THE-END\n") and len(result.stdout_tail) <= runner.TAIL_BYTES
+    assert result.stdout_tail.endswith("THE-END\n") and len(result.stdout_tail) <= jobs.TAIL_BYTES
     assert result.stderr_tail == "err-end\n"
     assert os.path.getsize(store.path(job["job_id"], "stdout.log")) == 10485760 + len("\nTHE-END\n")
 
 
-def test_detached_job_runs_on_and_is_polled_to_its_end(tmp_path: Path, store: runner.JobStore, boot_id: Path) -> None:
+def test_detached_job_runs_on_and_is_polled_to_its_end(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
     script = shell_script(tmp_path, "sleep 1; echo done")
     job = new_job(store, script)
     began = time.monotonic()
-    runner.start_detached(store, job, [str(script)], dict(os.environ), str(tmp_path))
+    start(store, job, script, tmp_path)
     assert time.monotonic() - began < 0.9  # start returns while the script still runs
-    status, fields = runner.poll(store, job["job_id"], 0)
+    status, fields = jobs.poll(store, job["job_id"], 0)
     assert status == "running" and fields["job_id"] == job["job_id"]
-    assert [other["job_id"] for other in store.running_jobs(runner.current_boot_id())] == [job["job_id"]]
-    status, fields = runner.poll(store, job["job_id"], 10)
+    assert [other["job_id"] for other in store.running_jobs(jobs.current_boot_id())] == [job["job_id"]]
+    status, fields = jobs.poll(store, job["job_id"], 10)
     assert (status, fields["rc"], fields["stdout_tail"]) == ("ok", 0, "done\n")
-    assert store.running_jobs(runner.current_boot_id()) == []
+    assert store.running_jobs(jobs.current_boot_id()) == []
 
 
-def test_a_new_boot_id_settles_the_job_as_rebooted(tmp_path: Path, store: runner.JobStore, boot_id: Path) -> None:
+def test_a_new_boot_id_settles_the_job_as_rebooted(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
     script = shell_script(tmp_path, "sleep 30")
     job = new_job(store, script)
-    runner.start_detached(store, job, [str(script)], dict(os.environ), str(tmp_path))
+    start(store, job, script, tmp_path)
     boot_id.write_text(str(uuid.uuid4()) + "\n")
-    status, fields = runner.poll(store, job["job_id"], 0)
+    status, fields = jobs.poll(store, job["job_id"], 0)
     assert status == "rebooted" and "rebooted" in fields["msg"]
     boot_id.write_text(job["boot_id"])  # the result is settled: later polls agree whatever the boot id
-    assert runner.poll(store, job["job_id"], 0)[0] == "rebooted"
-    runner.cancel(store, job["job_id"], 0)  # stop the sleeping script of this simulated boot
+    assert jobs.poll(store, job["job_id"], 0)[0] == "rebooted"
+    jobs.cancel(store, job["job_id"])  # stop the sleeping script of this simulated boot
 
 
-def test_cancel_stops_the_script(tmp_path: Path, store: runner.JobStore, boot_id: Path) -> None:
+def test_cancel_stops_the_script(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
     marker = unique_duration()
     script = shell_script(tmp_path, "sleep %s" % marker)
     job = new_job(store, script)
-    runner.start_detached(store, job, [str(script)], dict(os.environ), str(tmp_path))
-    status, fields = runner.cancel(store, job["job_id"], 0)
+    start(store, job, script, tmp_path)
+    status, fields = jobs.cancel(store, job["job_id"])
     assert status == "failed" and fields["cancelled"] and "cancelled after" in fields["msg"], fields
     assert processes_with(marker) == []
 
 
-def test_a_vanished_runner_is_a_failure_not_a_hang(tmp_path: Path, store: runner.JobStore, boot_id: Path) -> None:
+def test_a_vanished_runner_is_a_failure_not_a_hang(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
     script = shell_script(tmp_path, "sleep 1")
     job = new_job(store, script)
     store.write_job(job["job_id"], dict(job, runner_pid=2 ** 22 + 7, runner_start_ticks=1))
-    status, fields = runner.poll(store, job["job_id"], 5)
-    assert status == "failed" and "vanished" in fields["msg"]
+    status, fields = jobs.poll(store, job["job_id"], 5)
+    assert status == "failed" and "Maintenance stage runner (pid 4194311) vanished" in fields["msg"]
 
 
-def test_unknown_job(store: runner.JobStore) -> None:
-    with pytest.raises(runner.JobError, match="there is no stage job 'nope'"):
-        runner.poll(store, "nope", 0)
+def test_stale_or_foreign_results_are_refused(store: jobs.JobStore) -> None:
+    os.mkdir(store.job_dir("job-a"))
+    write_atomic(store.path("job-a", "result.json"), json.dumps({"job_id": "job-b", "status": "ok"}))
+    with pytest.raises(jobs.JobError, match="belongs to job 'job-b'"):
+        store.read_result("job-a")
+    write_atomic(store.path("job-a", "result.json"), "{half")
+    with pytest.raises(jobs.JobError, match="not valid JSON"):
+        store.read_result("job-a")
+    write_atomic(store.path("job-a", "result.json"), json.dumps({"job_id": "job-a"}))
+    with pytest.raises(jobs.JobError, match="has no status"):
+        store.read_result("job-a")
+
+
+def test_unknown_job(store: jobs.JobStore) -> None:
+    with pytest.raises(jobs.JobError, match="there is no job 'nope'"):
+        jobs.poll(store, "nope", 0)

@@ -1,4 +1,4 @@
-"""The controller's stage loop, with the host calls faked: reconnects, deadlines, cancels."""
+"""The controller's job loop, with the host calls faked: reconnects, deadlines, cancels."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._stage_driver import (
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._job_driver import (
     CONTROLLER_SLACK_SECONDS,
     ConnectionLost,
-    StageDriver,
+    JobDriver,
 )
 
 
@@ -49,7 +49,7 @@ class FakeClock:
 def drive(replies: List[Any], attached: bool = False, timeout: int = 60, interval: int = 10) -> Tuple[Dict[str, Any], FakeHost]:
     clock = FakeClock()
     host = FakeHost(replies, clock)
-    driver = StageDriver(host.call, host.reset, timeout, interval, attached, clock=clock, sleep=clock.sleep)
+    driver = JobDriver(host.call, host.reset, timeout, interval, attached=attached, clock=clock, sleep=clock.sleep)
     return driver.run(), host
 
 
@@ -106,7 +106,7 @@ def test_polls_never_wait_past_the_deadline() -> None:
 def test_ctrl_c_cancels_the_stage_and_goes_on() -> None:
     clock = FakeClock()
     host = FakeHost([{"status": "running"}, KeyboardInterrupt(), {"status": "failed"}], clock)
-    driver = StageDriver(host.call, host.reset, 60, 10, False, clock=clock, sleep=clock.sleep)
+    driver = JobDriver(host.call, host.reset, 60, 10, clock=clock, sleep=clock.sleep)
     with pytest.raises(KeyboardInterrupt):
         driver.run()
     assert [mode for mode, _wait in host.calls] == ["start", "poll", "cancel"]

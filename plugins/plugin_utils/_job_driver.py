@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmops.rolling engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The controller's side of a stage: start it, poll it until it ends, survive the connection coming and going.
+"""The controller's side of a host job (a stage, an evacuation): start it, poll it until it ends, survive the
+connection coming and going.
 
 Pure logic with the host calls injected, so the loop is tested without a host and the action
 plugin stays a thin adapter.
@@ -18,32 +19,34 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_TIMEOUT,
 )
 
-# The host kills a timed-out script itself (SIGTERM, then SIGKILL 5 s later); the controller only
-# cancels, or gives up on an unreachable host, this long after the stage's own deadline.
+# The host ends a timed-out job itself (a script gets SIGTERM, then SIGKILL 5 s later); the controller
+# only cancels, or gives up on an unreachable host, this long after the job's own deadline.
 CONTROLLER_SLACK_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 8.0
 
 
 class ConnectionLost(Exception):
-    """The host could not be reached for one call; the stage on it may well be running on."""
+    """The host could not be reached for one call; the job on it may well be running on."""
 
 
 HostCall = Callable[[str, float], Dict[str, Any]]
 
 
-class StageDriver:
-    """Runs one stage through ``call(mode, wait)``, where mode is start, poll or cancel.
+class JobDriver:
+    """Runs one host job through ``call(mode, wait)``, where mode is start, poll or cancel.
 
     ``call`` returns the module's result and raises ConnectionLost when the host is unreachable;
     ``reconnect`` drops the connection so the next call opens a fresh one.
     """
 
-    def __init__(self, call: HostCall, reconnect: Callable[[], None], stage_timeout: int, ping_interval: int,
-                 attached: bool, progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+    def __init__(self, call: HostCall, reconnect: Callable[[], None], timeout: int, ping_interval: int,
+                 attached: bool = False, what: str = "stage",
+                 progress: Optional[Callable[[Dict[str, Any]], None]] = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.call = call
         self.reconnect = reconnect
-        self.stage_timeout = stage_timeout
+        self.timeout = timeout
+        self.what = what
         self.ping_interval = ping_interval
         self.attached = attached
         self.progress = progress or (lambda _result: None)
@@ -57,7 +60,7 @@ class StageDriver:
 
     def run(self) -> Dict[str, Any]:
         self.started = self.clock()
-        self.give_up_at = self.started + self.stage_timeout + CONTROLLER_SLACK_SECONDS
+        self.give_up_at = self.started + self.timeout + CONTROLLER_SLACK_SECONDS
         try:
             result = self._attempt("start", float(self.ping_interval))
             while result is not None and result.get("status") == STATUS_RUNNING:
@@ -66,14 +69,15 @@ class StageDriver:
                     result = self._attempt("cancel", 0.0)
                     if result is not None and result.get("status") == STATUS_RUNNING:
                         result = dict(result, status=STATUS_TIMEOUT, failed=True,
-                                      msg="the stage was still running %.0f s past its timeout and did not stop "
+                                      msg="the %s was still running %.0f s past its timeout and did not stop "
                                           "when cancelled; look at job %s on the host"
-                                          % (self.clock() - self.started - self.stage_timeout, result.get("job_id")))
+                                          % (self.what, self.clock() - self.started - self.timeout,
+                                             result.get("job_id")))
                     break
                 wait = min(float(self.ping_interval), max(0.0, self.give_up_at - self.clock()))
                 result = self._attempt("poll", wait)
         except KeyboardInterrupt:
-            # The operator stopped the run: stop the script too, then let the interrupt go on.
+            # The operator stopped the run: stop the job too, then let the interrupt go on.
             self._cancel_quietly()
             raise
         if result is None:
@@ -105,12 +109,12 @@ class StageDriver:
         down_for = self.clock() - (self.unreachable_since or self.clock())
         if self.attached:
             return {"status": STATUS_FAILED, "rc": None, "signal": None, "failed": True,
-                    "msg": "the connection was lost while the stage ran attached to it (agent executor), so its "
-                           "outcome is unknown; the service executor survives this (%s)" % self.last_error}
+                    "msg": "the connection was lost while the %s ran attached to it (agent executor), so its "
+                           "outcome is unknown; the service executor survives this (%s)" % (self.what, self.last_error)}
         return {"status": STATUS_TIMEOUT, "rc": None, "signal": None, "failed": True,
-                "msg": "the host has been unreachable for %.0f s, past the stage timeout of %d s: the host kills "
-                       "the script at its timeout, but its result could not be read (%s)"
-                       % (down_for, self.stage_timeout, self.last_error)}
+                "msg": "the host has been unreachable for %.0f s, past the %s timeout of %d s: the host ends "
+                       "the job at its timeout, but its result could not be read (%s)"
+                       % (down_for, self.what, self.timeout, self.last_error)}
 
     def _cancel_quietly(self) -> None:
         try:

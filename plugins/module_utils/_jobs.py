@@ -1,0 +1,343 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Long jobs on a host that outlive the connection that started them: job files, the detached runner, poll, cancel.
+
+A job (one stage script run, one evacuation) lives in ``<state_dir>/jobs/<job_id>/``: ``job.json``
+(what runs, since when, in which boot, which runner process), its logs, an optional
+``progress.json`` and ``result.json`` once it has ended. Every file is written atomically and the
+state dir is root-only, so a dropped connection, a controller restart or a reboot never loses a
+result, and a result is only ever read back for the job id that started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
+    STATUS_FAILED,
+    STATUS_REBOOTED,
+    STATUS_RUNNING,
+    read_tail,
+    write_atomic,
+)
+
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+TAIL_BYTES = 8192
+# How often a waiting poll looks for the result: "at once" to a human, cheap for the host.
+RESULT_CHECK_SECONDS = 0.05
+# Finished jobs kept on the host (their full logs included); older ones are pruned.
+KEPT_JOBS = 200
+# Seconds a cancel request waits for the runner to settle the job.
+CANCEL_WAIT_SECONDS = 10.0
+
+
+class JobError(Exception):
+    """A job request that cannot be honoured (unknown job, another stage still running, ...)."""
+
+
+class Cancelled(Exception):
+    """Raised in the runner by the SIGTERM a cancel request sends it."""
+
+
+def current_boot_id() -> str:
+    with open(BOOT_ID_PATH) as handle:
+        return handle.read().strip()
+
+
+def process_start_ticks(pid: int) -> Optional[int]:
+    """Start time of a live process in clock ticks since boot (tells a PID apart from its reuse)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _children_map() -> Dict[int, List[int]]:
+    children: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":  # a zombie has already ended; it only waits to be reaped
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def descendants(pid: int) -> Set[int]:
+    """Every live process below ``pid`` in the process tree."""
+    children = _children_map()
+    found: Set[int] = set()
+    pending = list(children.get(pid, []))
+    while pending:
+        child = pending.pop()
+        if child not in found:
+            found.add(child)
+            pending.extend(children.get(child, []))
+    return found
+
+
+def signal_all(pgid: int, pids: Set[int], signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except OSError:
+        pass
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
+
+
+def reap_children() -> None:
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+class JobStore:
+    """The jobs directory of one host's state dir."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+        self.jobs_dir = os.path.join(state_dir, "jobs")
+
+    def prepare(self) -> None:
+        """Create the state dir root-only; refuse one that others could write to."""
+        for path in (self.state_dir, self.jobs_dir):
+            if not os.path.isdir(path):
+                os.makedirs(path, mode=0o700, exist_ok=True)
+            os.chmod(path, 0o700)
+
+    def job_dir(self, job_id: str) -> str:
+        return os.path.join(self.jobs_dir, job_id)
+
+    def path(self, job_id: str, name: str) -> str:
+        return os.path.join(self.jobs_dir, job_id, name)
+
+    def read_job(self, job_id: str) -> Optional[Dict[str, Any]]:
+        try:
+            with open(self.path(job_id, "job.json")) as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def read_result(self, job_id: str) -> Optional[Dict[str, Any]]:
+        """The job's result, or None while it runs; refuses a result that belongs to another job."""
+        try:
+            with open(self.path(job_id, "result.json")) as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return None
+        return parse_result(text, job_id)
+
+    def write_job(self, job_id: str, job: Mapping[str, Any]) -> None:
+        write_atomic(self.path(job_id, "job.json"), json.dumps(job, sort_keys=True))
+
+    def write_result(self, result: Mapping[str, Any]) -> None:
+        write_atomic(self.path(result["job_id"], "result.json"), json.dumps(result, sort_keys=True))
+
+    def write_progress(self, job_id: str, progress: Mapping[str, Any]) -> None:
+        write_atomic(self.path(job_id, "progress.json"), json.dumps(progress, sort_keys=True))
+
+    def read_progress(self, job_id: str) -> Optional[Dict[str, Any]]:
+        try:
+            with open(self.path(job_id, "progress.json")) as handle:
+                data = json.load(handle)
+        except (FileNotFoundError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def running_jobs(self, boot_id: str) -> List[Dict[str, Any]]:
+        """Jobs of this boot with no result whose runner is still alive."""
+        found = []
+        for job_id in sorted(os.listdir(self.jobs_dir)) if os.path.isdir(self.jobs_dir) else []:
+            job = self.read_job(job_id)
+            if job and job.get("boot_id") == boot_id and not os.path.exists(self.path(job_id, "result.json")) \
+                    and runner_alive(job):
+                found.append(job)
+        return found
+
+    def prune(self, keep: int = KEPT_JOBS) -> None:
+        """Remove the oldest finished jobs beyond ``keep``."""
+        finished = []
+        for job_id in os.listdir(self.jobs_dir):
+            result_path = self.path(job_id, "result.json")
+            if os.path.exists(result_path):
+                finished.append((os.path.getmtime(result_path), job_id))
+        for _mtime, job_id in sorted(finished)[:-keep] if len(finished) > keep else []:
+            directory = self.job_dir(job_id)
+            for name in os.listdir(directory):
+                os.unlink(os.path.join(directory, name))
+            os.rmdir(directory)
+
+
+def as_run_by_this_process(job: Mapping[str, Any]) -> Dict[str, Any]:
+    """The job record naming this process as its runner."""
+    pid = os.getpid()
+    return dict(job, runner_pid=pid, runner_start_ticks=process_start_ticks(pid))
+
+
+def runner_alive(job: Mapping[str, Any]) -> bool:
+    pid = job.get("runner_pid")
+    if not isinstance(pid, int):
+        return False
+    return process_start_ticks(pid) == job.get("runner_start_ticks")
+
+
+class CancelRequest:
+    """SIGTERM asks the runner to stop its work; it only interrupts the runner where the work has armed it."""
+
+    requested = False
+    armed = False
+
+    @classmethod
+    def on_sigterm(cls, _signum: int, _frame: Any) -> None:
+        cls.requested = True
+        if cls.armed:
+            raise Cancelled()
+
+
+def listen_for_cancel() -> None:
+    """From now on a SIGTERM to this process is a cancel request (never a sudden death of the runner)."""
+    signal.signal(signal.SIGTERM, CancelRequest.on_sigterm)
+
+
+def start_detached(store: JobStore, job: Dict[str, Any], work: Callable[[], None]) -> None:
+    """Run ``work`` in a runner detached from this process and its connection; return once the job is registered.
+
+    The runner is a grandchild in a session of its own with no tie to the connection's file
+    descriptors, so killing the ssh session, the controller or this module leaves it running.
+    ``work`` must write the job's result; if it raises, the runner writes a failed result instead.
+    """
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked processes
+        try:
+            os.close(read_end)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _become_runner(store, job, work, write_end)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end, "rb") as handle:
+        registered = handle.read()
+    if registered != b"registered":
+        raise JobError("the %s runner did not start: %s" % (job["label"], registered.decode("utf-8", "replace")[-500:]))
+
+
+def _become_runner(store: JobStore, job: Dict[str, Any], work: Callable[[], None],
+                   ready_fd: int) -> None:  # pragma: no cover - runs in the forked runner
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.closerange(3, ready_fd)
+    os.closerange(ready_fd + 1, 65536)
+    os.chdir("/")
+    listen_for_cancel()
+    try:
+        store.write_job(job["job_id"], as_run_by_this_process(job))
+        os.write(ready_fd, b"registered")
+    except Exception as exc:  # the parent reports it: there is no other way out of here
+        os.write(ready_fd, ("could not register the job: %s" % exc).encode())
+        return
+    finally:
+        os.close(ready_fd)
+    try:
+        work()
+    except Exception as exc:
+        settle(store, job, STATUS_FAILED, job["boot_id"], "the %s runner failed: %s" % (job["label"], exc))
+
+
+def parse_result(text: str, job_id: str) -> Dict[str, Any]:
+    """A result file's content; refuses one that is not a result or belongs to another job (stale or foreign)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise JobError("the result of job %s is not valid JSON: %s" % (job_id, exc))
+    if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+        raise JobError("the result of job %s has no status" % job_id)
+    if data.get("job_id") != job_id:
+        raise JobError("the result file of job %s belongs to job %r" % (job_id, data.get("job_id")))
+    return data
+
+
+def _described(job: Mapping[str, Any]) -> Dict[str, Any]:
+    """The job's own fields, without the runner bookkeeping."""
+    return {key: value for key, value in job.items() if key not in ("runner_pid", "runner_start_ticks", "created_at")}
+
+
+def poll(store: JobStore, job_id: str, wait: float) -> Tuple[str, Dict[str, Any]]:
+    """Wait up to ``wait`` seconds for the job to end; return (status, result or progress fields).
+
+    Settles a job whose host rebooted (new boot id) or whose runner vanished, writing the result
+    so every later poll agrees.
+    """
+    deadline = time.monotonic() + max(0.0, wait)
+    while True:
+        result = store.read_result(job_id)
+        if result is not None:
+            return result["status"], result
+        job = store.read_job(job_id)
+        if job is None:
+            raise JobError("there is no job %r on this host (state dir %s)" % (job_id, store.state_dir))
+        boot_id = current_boot_id()
+        if job.get("boot_id") != boot_id:
+            return settle(store, job, STATUS_REBOOTED, boot_id, "the host rebooted while the %s ran (boot id %s, now %s)"
+                          % (job["label"], job.get("boot_id"), boot_id))
+        if not runner_alive(job):
+            if os.path.exists(store.path(job_id, "result.json")):
+                continue  # it ended between the two reads
+            return settle(store, job, STATUS_FAILED, boot_id, "the %s runner (pid %s) vanished without a result"
+                          % (job["label"], job.get("runner_pid")))
+        if time.monotonic() >= deadline:
+            return STATUS_RUNNING, dict(_described(job), status=STATUS_RUNNING, started_at=job["created_at"],
+                                        elapsed=round(time.time() - job["created_at"], 3), boot_id=boot_id,
+                                        progress=store.read_progress(job_id), **_tails(store, job_id))
+        time.sleep(RESULT_CHECK_SECONDS)
+
+
+def cancel(store: JobStore, job_id: str) -> Tuple[str, Dict[str, Any]]:
+    """Ask the job's runner to stop its work (a SIGTERM it treats as a cancel request); return the final result."""
+    job = store.read_job(job_id)
+    if job is None:
+        raise JobError("there is no job %r on this host (state dir %s)" % (job_id, store.state_dir))
+    if store.read_result(job_id) is None and runner_alive(job):
+        os.kill(job["runner_pid"], signal.SIGTERM)
+    return poll(store, job_id, CANCEL_WAIT_SECONDS)
+
+
+def settle(store: JobStore, job: Mapping[str, Any], status: str, boot_id: str, msg: str) -> Tuple[str, Dict[str, Any]]:
+    """End a job its runner could not end (reboot, runner gone or failed): write and return its result."""
+    now = time.time()
+    result = dict(_described(job), status=status, msg=msg, rc=None, signal=None, started_at=job["created_at"],
+                  ended_at=now, duration=round(now - job["created_at"], 3), boot_id=boot_id,
+                  job_boot_id=job.get("boot_id"), progress=store.read_progress(job["job_id"]),
+                  **_tails(store, job["job_id"]))
+    store.write_result(result)
+    return status, result
+
+
+def _tails(store: JobStore, job_id: str) -> Dict[str, str]:
+    return {"stdout_tail": read_tail(store.path(job_id, "stdout.log"), TAIL_BYTES),
+            "stderr_tail": read_tail(store.path(job_id, "stderr.log"), TAIL_BYTES)}
