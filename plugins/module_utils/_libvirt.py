@@ -139,7 +139,8 @@ def _hint(code: Optional[int], text: str, doing: str) -> Optional[str]:
             or "connection refused" in lowered:
         return HINT_DAEMON
     if code in (VIR_ERR_SSH, VIR_ERR_LIBSSH, VIR_ERR_RPC) or any(
-            marker in lowered for marker in ("no route to host", "name or service not known", "cannot recv data",
+            marker in lowered for marker in ("no route to host", "name or service not known", "name resolution",
+                                             "unable to resolve address", "cannot recv data",
                                              "end of file while reading data", "unable to connect to server")):
         return HINT_NETWORK
     if code in (VIR_ERR_MIGRATE_UNSAFE, VIR_ERR_MIGRATE_PERSIST_FAILED, VIR_ERR_CPU_INCOMPATIBLE) \

@@ -157,7 +157,7 @@ def _memory_mib(element: Optional[ET.Element], what: str) -> Optional[int]:
 def _local_name(tag: str) -> Tuple[Optional[str], str]:
     """Split an ElementTree tag into (namespace or None, local name)."""
     if tag.startswith("{"):
-        namespace, _, local = tag[1:].partition("}")
+        namespace, local = tag[1:].split("}", 1)
         return namespace, local
     return None, tag
 

@@ -57,22 +57,22 @@ def validate_stage(stage: str) -> None:
         raise ValueError("unknown stage %r: expected one of %s" % (stage, ", ".join(STAGES)))
 
 
-def validate_timing(stage_timeout: Any, ping_interval: Any) -> Tuple[int, int]:
-    """Return (stage_timeout, ping_interval) as ints, or raise ValueError naming the problem."""
+def validate_timing(timeout: Any, ping_interval: Any,
+                    names: Tuple[str, str] = ("stage_timeout", "ping_interval")) -> Tuple[int, int]:
+    """Return (timeout, ping_interval) as ints, or raise ValueError naming the problem (by ``names``)."""
     values = []
-    for name, value in (("stage_timeout", stage_timeout), ("ping_interval", ping_interval)):
+    for name, value in zip(names, (timeout, ping_interval)):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValueError("%s must be a positive integer of seconds, got %r" % (name, value))
         text = str(value).strip()
         if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) <= 0:
             raise ValueError("%s must be a positive integer of seconds (at most 999999999), got %r" % (name, value))
         values.append(int(text))
-    timeout, interval = values
-    if timeout < interval:
+    if values[0] < values[1]:
         raise ValueError(
-            "stage_timeout (%d s) is lower than ping_interval (%d s): a stage could time out before "
-            "its first status poll; raise the timeout or lower the interval" % (timeout, interval))
-    return timeout, interval
+            "%s (%d s) is lower than %s (%d s): it could run out before the first status poll; raise the "
+            "timeout or lower the interval" % (names[0], values[0], names[1], values[1]))
+    return values[0], values[1]
 
 
 def split_payload(payload: str) -> List[str]:

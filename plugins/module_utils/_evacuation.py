@@ -1,0 +1,277 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Maintenance mode of a KVM host: the mark in its state dir, and the evacuation of its guests by live migration.
+
+The evacuation talks to libvirt through objects handed to it (a connection factory), so its rules
+are tested with fakes: migrate each planned guest, several at a time; stop at the first failure,
+the deadline or a cancel request; abort what is in flight; make sure every guest still runs
+exactly once (resuming one that a failed migration left paused); report what moved where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
+
+MAINTENANCE_FILE = "maintenance.json"
+
+# virDomainMigrateFlags (libvirt's stable ABI), so this file needs no libvirt import.
+MIGRATE_LIVE = 1
+MIGRATE_PEER2PEER = 2
+MIGRATE_PERSIST_DEST = 8
+MIGRATE_UNDEFINE_SOURCE = 16
+# virDomainState / virDomainPausedReason values used when checking a guest after a failed migration.
+DOMAIN_RUNNING = 1
+DOMAIN_PAUSED = 3
+PAUSED_REASONS_FROM_MIGRATION = (2, 5, 12, 13)  # migration, migration API (finish), postcopy, postcopy failed
+# How often the evacuation looks at its migrations, the deadline and cancel requests.
+TICK_SECONDS = 0.2
+DEFAULT_STATE_DIR = "/var/lib/kvm-rolling-maintenance"
+
+# The options of the host_maintenance module, shared with its action plugin so both validate alike.
+MAINTENANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "moves": {"type": "list", "elements": "dict", "default": [], "options": {
+        "vm": {"type": "str", "required": True},
+        "uuid": {"type": "str", "required": True},
+        "target": {"type": "str", "required": True},
+        "target_uri": {"type": "str", "required": True},
+    }},
+    "uri": {"type": "str", "default": "qemu:///system"},
+    "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
+    "wait_timeout": {"type": "int", "default": 1800},
+    "ping_interval": {"type": "int", "default": 10},
+    "max_parallel_migrations": {"type": "int", "default": 2},
+    "run_id": {"type": "str"},
+    "host_name": {"type": "str"},
+}
+
+
+class EvacuationError(ValueError):
+    """The request cannot be carried out as given (bad plan)."""
+
+
+@dataclass(frozen=True)
+class PlannedMove:
+    vm: str
+    uuid: str
+    target: str
+    target_uri: str
+
+
+def parse_moves(raw: Sequence[Mapping[str, Any]], host: str) -> List[PlannedMove]:
+    """The planned moves, checked: each names a VM (and its UUID), a target host and the target's migration URI."""
+    moves = []
+    seen = set()
+    for index, item in enumerate(raw):
+        missing = [key for key in ("vm", "uuid", "target", "target_uri") if not item.get(key)]
+        if missing:
+            raise EvacuationError("move #%d (%s) lacks %s" % (index + 1, item.get("vm", "?"), ", ".join(missing)))
+        if item["target"] == host:
+            raise EvacuationError("move of %s targets %s, the host being evacuated" % (item["vm"], host))
+        if item["uuid"] in seen:
+            raise EvacuationError("VM %s (%s) is planned twice" % (item["vm"], item["uuid"]))
+        seen.add(item["uuid"])
+        moves.append(PlannedMove(str(item["vm"]), str(item["uuid"]), str(item["target"]), str(item["target_uri"])))
+    return moves
+
+
+def maintenance_path(state_dir: str) -> str:
+    return os.path.join(state_dir, MAINTENANCE_FILE)
+
+
+def read_mark(state_dir: str) -> Optional[Dict[str, Any]]:
+    """The maintenance mark of this host, or None when it is not in maintenance."""
+    try:
+        with open(maintenance_path(state_dir)) as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    return data if isinstance(data, dict) else {"corrupt": True}
+
+
+def write_mark(state_dir: str, mark: Mapping[str, Any]) -> None:
+    """Mark the host in maintenance: from now on it is never chosen as a migration target."""
+    write_atomic(maintenance_path(state_dir), json.dumps(mark, sort_keys=True))
+
+
+def remove_mark(state_dir: str) -> bool:
+    """Take the host out of maintenance; False when it was not in maintenance."""
+    try:
+        os.unlink(maintenance_path(state_dir))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@dataclass
+class MoveOutcome:
+    vm: str
+    uuid: str
+    target: str
+    status: str  # moved, failed, aborted, not_started, gone (no longer running here: nothing to move)
+    seconds: float = 0.0
+    error: str = ""
+
+
+class Evacuation:
+    """Live-migrates the planned guests off this host, at most ``parallel`` at a time, within ``timeout``.
+
+    ``connect(uri)`` opens a libvirt connection (the local one when uri is None); every migration
+    uses a connection of its own. ``describe_error(exc, doing)`` turns a libvirt error into words.
+    """
+
+    def __init__(self, connect: Callable[[Optional[str]], Any], moves: Sequence[PlannedMove], parallel: int,
+                 timeout: float, describe_error: Callable[[Exception, str], str],
+                 report: Callable[[Dict[str, Any]], None] = lambda _progress: None,
+                 cancelled: Callable[[], bool] = lambda: False, clock: Callable[[], float] = time.monotonic) -> None:
+        if parallel < 1:
+            raise EvacuationError("max_parallel_migrations must be at least 1, got %d" % parallel)
+        self.connect = connect
+        self.moves = list(moves)
+        self.parallel = parallel
+        self.timeout = timeout
+        self.describe_error = describe_error
+        self.report = report
+        self.cancelled = cancelled
+        self.clock = clock
+        self.outcomes: Dict[str, MoveOutcome] = {
+            move.uuid: MoveOutcome(move.vm, move.uuid, move.target, "not_started") for move in self.moves}
+        self.stop_reason = ""
+        self.timed_out = False
+
+    def run(self) -> Dict[str, Any]:
+        began = self.clock()
+        deadline = began + self.timeout
+        pending = list(self.moves)
+        running: Dict["Future[float]", PlannedMove] = {}
+        local = self.connect(None)
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            while pending or running:
+                while pending and len(running) < self.parallel and not self.stop_reason:
+                    move = pending.pop(0)
+                    self.outcomes[move.uuid].status = "migrating"
+                    running[pool.submit(self._migrate, move)] = move
+                self._progress(began)
+                if not running:
+                    break
+                done, _still = wait(list(running), timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._record(running.pop(future), future)
+                if not self.stop_reason:
+                    if self.cancelled():
+                        self.stop_reason = "the evacuation was cancelled"
+                    elif self.clock() >= deadline:
+                        self.timed_out = True
+                        self.stop_reason = "the host was not empty after %d s (rm_wait_maintenance_timeout)" % self.timeout
+                    if self.stop_reason:
+                        self._abort(local, running.values())
+        self._reconcile(local)
+        leftover = self._still_running(local)
+        if leftover and not self.stop_reason:
+            self.stop_reason = "still running on this host with no planned target: %s" % ", ".join(leftover)
+        self._progress(began)
+        return self._result(began, leftover)
+
+    def _migrate(self, move: PlannedMove) -> float:
+        started = self.clock()
+        conn = self.connect(None)
+        try:
+            domain = conn.lookupByUUIDString(move.uuid)
+            if not domain.isActive():
+                raise _Gone()
+            flags = MIGRATE_LIVE | MIGRATE_PEER2PEER
+            if domain.isPersistent():
+                flags |= MIGRATE_PERSIST_DEST | MIGRATE_UNDEFINE_SOURCE
+            domain.migrateToURI3(move.target_uri, {}, flags)
+        finally:
+            conn.close()
+        return self.clock() - started
+
+    def _record(self, move: PlannedMove, future: "Future[float]") -> None:
+        outcome = self.outcomes[move.uuid]
+        error = future.exception()
+        if error is None:
+            outcome.status, outcome.seconds = "moved", round(future.result(), 3)
+        elif isinstance(error, _Gone):
+            outcome.status = "gone"
+        else:
+            outcome.status = "aborted" if self.stop_reason else "failed"
+            outcome.error = self.describe_error(error, "migrating %s to %s" % (move.vm, move.target))
+            if not self.stop_reason:
+                self.stop_reason = "the migration of %s to %s failed" % (move.vm, move.target)
+
+    def _abort(self, local: Any, in_flight: Any) -> None:
+        for move in in_flight:
+            try:
+                local.lookupByUUIDString(move.uuid).abortJob()
+            except Exception:  # the migration may have just ended; its future tells how
+                pass
+
+    def _reconcile(self, local: Any) -> None:
+        """After a stop, every guest not reported moved must run exactly once: here (resumed) or on its target."""
+        for move in self.moves:
+            outcome = self.outcomes[move.uuid]
+            if outcome.status not in ("failed", "aborted"):
+                continue
+            try:
+                domain = local.lookupByUUIDString(move.uuid)
+            except Exception:
+                domain = None
+            if domain is not None and domain.isActive():
+                state, reason = domain.state()[:2]
+                if state == DOMAIN_PAUSED and reason in PAUSED_REASONS_FROM_MIGRATION:
+                    domain.resume()
+                    outcome.error += " (it was left paused by the migration and has been resumed here)"
+                continue
+            if self._runs_on_target(move):
+                outcome.status = "moved"
+                outcome.error += " (yet it runs on %s: the migration completed)" % move.target
+
+    def _runs_on_target(self, move: PlannedMove) -> bool:
+        try:
+            remote = self.connect(move.target_uri)
+        except Exception:
+            return False
+        try:
+            return bool(remote.lookupByUUIDString(move.uuid).isActive())
+        except Exception:
+            return False
+        finally:
+            remote.close()
+
+    def _still_running(self, local: Any) -> List[str]:
+        planned_elsewhere = {uuid for uuid, outcome in self.outcomes.items() if outcome.status == "moved"}
+        return sorted(domain.name() for domain in local.listAllDomains(1)  # 1: VIR_CONNECT_LIST_DOMAINS_ACTIVE
+                      if domain.UUIDString() not in planned_elsewhere)
+
+    def _progress(self, began: float) -> None:
+        counts: Dict[str, int] = {}
+        for outcome in self.outcomes.values():
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        self.report({"total": len(self.moves), "counts": counts, "elapsed": round(self.clock() - began, 3),
+                     "migrating": sorted("%s -> %s" % (o.vm, o.target) for o in self.outcomes.values()
+                                         if o.status == "migrating")})
+
+    def _result(self, began: float, leftover: List[str]) -> Dict[str, Any]:
+        outcomes = [asdict(self.outcomes[move.uuid]) for move in self.moves]
+        moved = [o for o in outcomes if o["status"] == "moved"]
+        problems = [o for o in outcomes if o["status"] in ("failed", "aborted")]
+        status = "timeout" if self.timed_out else "failed" if self.stop_reason else "ok"
+        msg = "%d of %d guests moved in %.1f s" % (len(moved), len(self.moves), self.clock() - began)
+        if self.stop_reason:
+            details = "; ".join("%s: %s" % (o["vm"], o["error"]) for o in problems if o["error"])
+            msg = "%s; %s%s" % (self.stop_reason, msg, (" (%s)" % details) if details else "")
+        return {"status": status, "msg": msg, "moves": outcomes, "moved": len(moved), "still_running": leftover,
+                "duration": round(self.clock() - began, 3)}
+
+
+class _Gone(Exception):
+    """The guest no longer runs here: nothing to migrate."""

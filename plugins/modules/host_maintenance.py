@@ -1,0 +1,310 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: host_maintenance
+short_description: Put a KVM host into maintenance by live-migrating its guests away, or take it out again
+version_added: 0.1.0
+description:
+  - With O(state=present) the host enters maintenance. It is first marked as in maintenance in its
+    state dir (so it is never chosen as a migration target), then every running guest is live-migrated to
+    its planned target (libvirt peer-to-peer, persistent on the destination, undefined on the source), at most
+    O(max_parallel_migrations) at a time. The host must run no guest within O(wait_timeout) seconds.
+  - If a migration fails, the deadline passes or the run is cancelled, no further migration starts, those in
+    flight are aborted, and the host leaves maintenance again. No guest is stopped or lost; one that a failed
+    migration left paused is resumed; the result says which guests moved where and why the rest did not.
+  - With O(state=absent) the host leaves maintenance. Guests do not move back.
+  - The plan (O(moves)) comes from the collection's placement planner; the module checks its shape, not
+    its capacity.
+  - The action plugin of the same name runs the evacuation detached from the connection and polls it every
+    O(ping_interval) seconds, so a dropped connection does not stop it; progress shows in the play output.
+author:
+  - kvmops.rolling engineers (@kvmops)
+options:
+  state:
+    description: V(present) enters maintenance (evacuating the host), V(absent) leaves it.
+    type: str
+    default: present
+    choices: [present, absent]
+  moves:
+    description:
+      - The planned move of every running guest of the host. Required with O(state=present); an empty list
+        is right for a host that runs no guest.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      vm:
+        description: The guest's name.
+        type: str
+        required: true
+      uuid:
+        description: The guest's UUID; the guest is looked up by it.
+        type: str
+        required: true
+      target:
+        description: Inventory name of the host the guest moves to.
+        type: str
+        required: true
+      target_uri:
+        description: The libvirt URI by which this host's libvirtd reaches the target's (peer-to-peer migration).
+        type: str
+        required: true
+  uri:
+    description: The libvirt URI of this host's own libvirtd.
+    type: str
+    default: qemu:///system
+  state_dir:
+    description: Root-only directory where the maintenance mark and the evacuation job are kept.
+    type: path
+    default: /var/lib/kvm-rolling-maintenance
+  wait_timeout:
+    description: Seconds the host has to become empty (all of it counted); then the evacuation stops and the host
+      leaves maintenance.
+    type: int
+    default: 1800
+  ping_interval:
+    description: Seconds between status polls of the running evacuation.
+    type: int
+    default: 10
+  max_parallel_migrations:
+    description: How many guests migrate at the same time.
+    type: int
+    default: 2
+  run_id:
+    description: Identifier of the rolling maintenance run, recorded in the maintenance mark. Generated when omitted.
+    type: str
+  host_name:
+    description: This host's inventory name, recorded in the maintenance mark. Defaults to the inventory host name.
+    type: str
+  _mode:
+    description: Internal, set by the action plugin; do not set. Which step of the job to take.
+    type: str
+    default: start
+    choices: [start, poll, cancel]
+  _job_id:
+    description: Internal, set by the action plugin; do not set. The job the step is about.
+    type: str
+  _wait:
+    description: Internal, set by the action plugin; do not set. Seconds to wait for the job to end before answering.
+    type: float
+    default: 0.0
+requirements:
+  - libvirt-python (Debian package python3-libvirt) on the host
+notes:
+  - Supports check mode; then nothing is marked or migrated and the result lists the planned moves.
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Evacuate hv1 following a plan
+  kvmops.rolling.host_maintenance:
+    state: present
+    moves:
+      - {vm: web-1, uuid: 6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11, target: hv2, target_uri: "qemu+ssh://hv2/system"}
+      - {vm: db-1, uuid: 0b9c52a4-3f0e-4d4e-8f43-2f5f1c0ab9de, target: hv3, target_uri: "qemu+ssh://hv3/system"}
+    wait_timeout: 900
+    max_parallel_migrations: 2
+
+- name: Take hv1 out of maintenance
+  kvmops.rolling.host_maintenance:
+    state: absent
+"""
+
+RETURN = r"""
+status:
+  description: V(ok) (done), V(failed), V(timeout) (not empty in time), V(rebooted) (the host rebooted meanwhile), V(would_run) in check mode.
+  returned: always
+  type: str
+  sample: ok
+in_maintenance:
+  description: Whether the host is in maintenance after the task.
+  returned: always
+  type: bool
+moves:
+  description: Each planned guest with how its move ended (V(moved), V(failed), V(aborted), V(not_started), or V(gone)
+    when it no longer ran here), its target, seconds taken and the error.
+  returned: when the evacuation ran
+  type: list
+  elements: dict
+  sample: [{"vm": "web-1", "uuid": "6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11", "target": "hv2", "status": "moved",
+            "seconds": 2.1, "error": ""}]
+moved:
+  description: How many guests moved.
+  returned: when the evacuation ran
+  type: int
+still_running:
+  description: Guests still running on the host when the evacuation ended.
+  returned: when the evacuation ran
+  type: list
+  elements: str
+job_id:
+  description: The evacuation job on the host (its files are in O(state_dir)/jobs/<job_id>).
+  returned: with O(state=present)
+  type: str
+elapsed:
+  description: Seconds from the start of the task until the controller saw the evacuation end.
+  returned: with O(state=present)
+  type: float
+msg:
+  description: What happened, in one line.
+  returned: always
+  type: str
+"""
+
+import os
+import time
+import traceback
+from typing import Any, Dict, Optional
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
+    MAINTENANCE_ARGUMENT_SPEC,
+    Evacuation,
+    EvacuationError,
+    parse_moves,
+    read_mark,
+    remove_mark,
+    write_mark,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
+    CancelRequest,
+    JobError,
+    JobStore,
+    cancel,
+    current_boot_id,
+    poll,
+    start_detached,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
+    HAS_LIBVIRT,
+    LIBVIRT_IMPORT_ERROR,
+    LIBVIRT_REQUIREMENT,
+    libvirt_error_message,
+    open_connection,
+)
+
+INTERNAL_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "_mode": {"type": "str", "default": "start", "choices": ["start", "poll", "cancel"]},
+    "_job_id": {"type": "str"},
+    "_wait": {"type": "float", "default": 0.0},
+}
+
+
+def evacuate(store: JobStore, job: Dict[str, Any], params: Dict[str, Any]) -> None:
+    """The detached evacuation: migrate, then either stay in maintenance or leave it; write the result."""
+    uri = params["uri"]
+
+    def connect(target_uri: Optional[str]) -> Any:
+        return open_connection(target_uri or uri)
+
+    evacuation = Evacuation(connect, parse_moves(params["moves"], params["host_name"]),
+                            params["max_parallel_migrations"], params["wait_timeout"],
+                            lambda exc, doing: libvirt_error_message(exc, doing, uri=uri),
+                            report=lambda progress: store.write_progress(job["job_id"], progress),
+                            cancelled=lambda: CancelRequest.requested)
+    try:
+        outcome = evacuation.run()
+    except Exception as exc:  # libvirt unreachable, or a bug: never leave the host marked
+        outcome = {"status": "failed", "msg": libvirt_error_message(exc, "evacuating the host", uri=uri)}
+    in_maintenance = outcome["status"] == "ok"
+    if in_maintenance:
+        write_mark(params["state_dir"], dict(read_mark(params["state_dir"]) or {}, state="in_maintenance",
+                                             entered_at=time.time()))
+    else:
+        remove_mark(params["state_dir"])
+        outcome["msg"] += "; the host left maintenance again"
+    now = time.time()
+    store.write_result({**job, **outcome, "in_maintenance": in_maintenance, "started_at": job["created_at"],
+                        "ended_at": now, "boot_id": current_boot_id()})
+
+
+def enter(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
+    params = module.params
+    moves = parse_moves(params["moves"], params["host_name"])
+    if module.check_mode:
+        return {"status": "would_run", "in_maintenance": False, "changed": True, "moves": params["moves"],
+                "msg": "check mode: would mark the host in maintenance and migrate %d guest(s)" % len(moves)}
+    store = JobStore(params["state_dir"])
+    store.prepare()
+    if os.path.isdir(store.job_dir(job_id)):  # a retried start whose first attempt got through
+        return poll_result(store, job_id, params["_wait"])
+    boot_id = current_boot_id()
+    busy = store.running_jobs(boot_id)
+    if busy:
+        raise JobError("the %s of run %s (job %s) is still running on this host; one job at a time"
+                       % (busy[0]["label"], busy[0]["run_id"], busy[0]["job_id"]))
+    store.prune()
+    os.mkdir(store.job_dir(job_id), 0o700)
+    job = {"job_id": job_id, "run_id": params["run_id"], "kind": "evacuation", "label": "evacuation",
+           "host": params["host_name"], "created_at": time.time(), "boot_id": boot_id,
+           "planned": len(moves)}
+    write_mark(params["state_dir"], {"run_id": params["run_id"], "host": params["host_name"], "job_id": job_id,
+                                     "state": "evacuating", "since": job["created_at"]})
+    try:
+        start_detached(store, job, lambda: evacuate(store, job, params))
+    except JobError:
+        remove_mark(params["state_dir"])
+        raise
+    return poll_result(store, job_id, params["_wait"])
+
+
+def poll_result(store: JobStore, job_id: str, wait: float) -> Dict[str, Any]:
+    status, fields = poll(store, job_id, wait)
+    # A job settled without its runner (reboot, runner gone) says nothing about the mark: read it.
+    fields.setdefault("in_maintenance", read_mark(store.state_dir) is not None)
+    return dict(fields, status=status, changed=True)
+
+
+def leave(module: AnsibleModule) -> Dict[str, Any]:
+    state_dir = module.params["state_dir"]
+    mark = read_mark(state_dir)
+    if mark is None:
+        return {"status": "ok", "in_maintenance": False, "changed": False, "msg": "the host was not in maintenance"}
+    if not module.check_mode:
+        remove_mark(state_dir)
+    return {"status": "ok", "in_maintenance": module.check_mode, "changed": True, "mark": mark,
+            "msg": "the host left maintenance (it was in maintenance for run %s)" % mark.get("run_id")}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=dict(MAINTENANCE_ARGUMENT_SPEC, **INTERNAL_ARGUMENT_SPEC),
+                           supports_check_mode=True)
+    params = module.params
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib(LIBVIRT_REQUIREMENT), exception=LIBVIRT_IMPORT_ERROR)
+    params["run_id"] = params["run_id"] or "adhoc-%d" % int(time.time())
+    params["host_name"] = params["host_name"] or os.uname()[1]
+    job_id = params["_job_id"] or "%s.evacuation.%d" % (params["run_id"], os.getpid())
+    try:
+        if params["state"] == "absent":
+            result = leave(module)
+        elif params["_mode"] == "start":
+            result = enter(module, job_id)
+        elif params["_mode"] == "poll":
+            result = poll_result(JobStore(params["state_dir"]), job_id, params["_wait"])
+        else:
+            status, fields = cancel(JobStore(params["state_dir"]), job_id)
+            result = dict(fields, status=status)
+    except (EvacuationError, JobError) as exc:
+        module.fail_json(msg=str(exc), status="failed", in_maintenance=read_mark(params["state_dir"]) is not None)
+    except OSError as exc:
+        module.fail_json(msg="%s: %s" % (exc.strerror, exc.filename or ""), status="failed",
+                         exception=traceback.format_exc())
+    result.setdefault("in_maintenance", read_mark(params["state_dir"]) is not None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: hypervisor_info
+short_description: Gather a KVM host's libvirt inventory for rolling maintenance
+version_added: 0.1.0
+description:
+  - Reads, through libvirt, what a rolling maintenance needs to plan a KVM host's evacuation. That is the
+    node's CPUs and memory, and for every domain (running or only defined) its state, vCPUs, configured memory,
+    placement metadata and what keeps it from being live-migrated.
+  - Placement metadata is read from each domain's C(<metadata>) in the namespace
+    C(urn:kvmops:rolling:placement:1) (C(<host-tag>) and C(<anti-affinity-group>) elements); see
+    C(docs/placement-metadata.md) in the collection for the format and the C(virsh metadata) commands that set it.
+  - A running domain is read from its live XML, a shut-off one from its persistent configuration.
+  - A domain cannot be live-migrated when it has host devices passed through (C(<hostdev>),
+    C(<interface type='hostdev'>)) or a disk (or backing file) that is a host path outside
+    O(shared_storage_paths); network disks (rbd, iSCSI, NBD, Gluster, ...) count as shared.
+  - Also reports whether the host is in maintenance, from the state file C(maintenance.json) in O(state_dir)
+    that the collection's maintenance module writes.
+  - The node's free memory as libvirt reports it is deliberately left out; compute it from the node's memory
+    and the domains.
+  - Changes nothing; the connection to libvirt is read-only.
+author:
+  - kvmops.rolling engineers (@kvmops)
+requirements:
+  - libvirt-python (Debian package C(python3-libvirt)) on the managed host
+options:
+  uri:
+    description:
+      - The libvirt connection URI.
+      - The default reaches the host's own system libvirtd, which is what the module is meant for.
+    type: str
+    default: qemu:///system
+  shared_storage_paths:
+    description:
+      - Host paths under which disk images are on storage that every host of the cluster mounts at the same
+        place (NFS, CephFS, a cluster file system, multipath devices of a shared LUN).
+      - A C(file), C(block) or C(dir) disk whose source is not under one of them is local to the host and keeps its
+        domain from being live-migrated. With the default, every such disk is local.
+      - Paths are compared as given, after normalisation; symbolic links are not resolved.
+    type: list
+    elements: path
+    default: []
+  state_dir:
+    description: The collection's root-only state directory on the host, where C(maintenance.json) is read from.
+    type: path
+    default: /var/lib/kvm-rolling-maintenance
+notes:
+  - Run it as root (C(become=true)) or as a user allowed to use the libvirt socket and to read O(state_dir).
+  - A domain with malformed placement metadata (an unknown element in the namespace, an empty tag) is reported
+    with the problem as a migration blocker, so it is never moved against its constraints.
+  - Transitional states (see RV(hypervisor.domains[].transitional)) follow libvirt's state reasons; a VM paused
+    by the user is not transitional, one paused by an I/O error or for a migration is.
+seealso:
+  - name: libvirt domain XML, metadata
+    description: Where the placement metadata lives in a domain's XML.
+    link: https://libvirt.org/formatdomain.html#general-metadata
+  - name: libvirt domain states and reasons
+    description: The states and reasons that RV(hypervisor.domains[].state) and RV(hypervisor.domains[].state_reason) name.
+    link: https://libvirt.org/html/libvirt-libvirt-domain.html#virDomainState
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Read the libvirt inventory of every KVM host
+  kvmops.rolling.hypervisor_info:
+  become: true
+  register: inventory
+
+- name: Count disks on NFS and Ceph-backed paths as shared
+  kvmops.rolling.hypervisor_info:
+    shared_storage_paths:
+      - /var/lib/libvirt/shared
+      - /mnt/cephfs/vm-images
+  become: true
+  register: inventory
+
+- name: Refuse to go on while a VM is migrating or in an error state
+  ansible.builtin.assert:
+    that: inventory.hypervisor.domains | selectattr('transitional') | list | length == 0
+    fail_msg: >-
+      {{ inventory_hostname }}: {{ inventory.hypervisor.domains | selectattr('transitional')
+      | map(attribute='name') | join(', ') }} in a transitional state
+
+- name: Show the VMs that cannot be live-migrated, with the reasons
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.migration_blockers | join('; ') }}"
+  loop: "{{ inventory.hypervisor.domains | selectattr('active') | rejectattr('migration_blockers', 'equalto', []) }}"
+  loop_control:
+    label: "{{ item.name }}"
+"""
+
+RETURN = r"""
+hypervisor:
+  description: The host's libvirt inventory and maintenance state.
+  returned: success
+  type: dict
+  contains:
+    hostname:
+      description: The host name libvirt reports.
+      returned: success
+      type: str
+      sample: hv1.example.com
+    uri:
+      description: The URI of the connection, as libvirt canonicalised it.
+      returned: success
+      type: str
+      sample: qemu:///system
+    node:
+      description: The node's capacity.
+      returned: success
+      type: dict
+      contains:
+        cpus:
+          description: Number of active host CPUs (logical CPUs).
+          returned: success
+          type: int
+          sample: 64
+        memory_mib:
+          description: The node's memory in MiB.
+          returned: success
+          type: int
+          sample: 515797
+        libvirt_version:
+          description: Version of the libvirt library on the host.
+          returned: success
+          type: str
+          sample: 9.0.0
+    domains:
+      description: Every domain defined or running on the host, sorted by name.
+      returned: success
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: The domain's name.
+          returned: success
+          type: str
+          sample: db01
+        uuid:
+          description: The domain's UUID.
+          returned: success
+          type: str
+          sample: 6695eb01-f6a4-8304-79aa-97f2502e193f
+        state:
+          description:
+            - libvirt's state of the domain, one of C(nostate), C(running), C(blocked), C(paused), C(shutdown)
+              (being shut down), C(shutoff), C(crashed), C(pmsuspended).
+          returned: success
+          type: str
+          sample: running
+        state_reason:
+          description:
+            - Why the domain is in its state, libvirt's reason in lower case, for example C(booted), C(migrated),
+              C(user), C(migration), C(ioerror), C(postcopy_failed), C(destroyed).
+          returned: success
+          type: str
+          sample: booted
+        active:
+          description: Whether the domain is running (in any state but shut off).
+          returned: success
+          type: bool
+          sample: true
+        transitional:
+          description:
+            - Whether the domain is being migrated, saved, dumped, snapshotted, started or shut down, is suspended,
+              or is stuck in an error state (paused on an I/O error or watchdog, crashed, failed post-copy
+              migration). Such a domain blocks its cluster's maintenance.
+          returned: success
+          type: bool
+          sample: false
+        persistent:
+          description: Whether the domain has a persistent definition (a transient one exists only while it runs).
+          returned: success
+          type: bool
+          sample: true
+        vcpus:
+          description: The domain's maximum number of vCPUs. Null if its XML could not be read.
+          returned: success
+          type: int
+          sample: 4
+        memory_mib:
+          description:
+            - The domain's configured maximum memory (C(<memory>)) in MiB, rounded up; what capacity planning counts.
+              Null if its XML could not be read.
+          returned: success
+          type: int
+          sample: 8192
+        host_tags:
+          description: Host tags the domain requires (sorted, unique); it may only run on a host that has all of them.
+          returned: success
+          type: list
+          elements: str
+          sample: [gpu, ssd]
+        anti_affinity_groups:
+          description: Anti-affinity groups of the domain; no two running domains of a group may share a host.
+          returned: success
+          type: list
+          elements: str
+          sample: [db-primary]
+        migration_blockers:
+          description:
+            - Why the domain cannot be live-migrated, one line per reason naming the device or the metadata
+              problem. Empty when it can.
+          returned: success
+          type: list
+          elements: str
+          sample: ["disk vdb: local file /var/lib/libvirt/images/db01-data.qcow2 is not under a shared storage path"]
+        notes:
+          description: Facts worth knowing that do not block migration (transient domain, balloon, vCPUs offline).
+          returned: success
+          type: list
+          elements: str
+          sample: ["memory balloon: 2048 MiB currently assigned of 8192 MiB configured; capacity counts 8192 MiB"]
+    maintenance:
+      description:
+        - The content of O(state_dir)/maintenance.json, which the collection writes while the host is in maintenance.
+        - Null when the file does not exist (the host is not in maintenance).
+      returned: success
+      type: dict
+      sample: null
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
+    HAS_LIBVIRT,
+    LIBVIRT_IMPORT_ERROR,
+    LIBVIRT_REQUIREMENT,
+    libvirt_error_message,
+    open_connection,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import gather
+
+MAINTENANCE_FILE = "maintenance.json"
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "uri": {"type": "str", "default": "qemu:///system"},
+    "shared_storage_paths": {"type": "list", "elements": "path", "default": []},
+    "state_dir": {"type": "path", "default": "/var/lib/kvm-rolling-maintenance"},
+}
+
+
+class MaintenanceStateError(Exception):
+    """The maintenance state file exists but cannot be read or parsed."""
+
+
+def read_maintenance(state_dir: str) -> Optional[Any]:
+    """The parsed content of state_dir/maintenance.json; None when it (or the directory) does not exist."""
+    path = os.path.join(state_dir, MAINTENANCE_FILE)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise MaintenanceStateError(
+            "cannot read the maintenance state %s: %s%s; whether the host is in maintenance is unknown"
+            % (path, exc.strerror, " (run the module as root, with become)" if exc.errno in (1, 13) else ""))
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MaintenanceStateError(
+            "the maintenance state %s is corrupt (%s: %s); whether the host is in maintenance is unknown: "
+            "inspect the file, then restore or remove it"
+            % (path, "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not valid JSON", exc))
+
+
+def inventory(uri: str, shared_storage_paths: List[str]) -> Dict[str, Any]:
+    """gather() over a read-only connection; raises RuntimeError with an operator's message on failure."""
+    doing = "connecting to libvirt"
+    conn = None
+    try:
+        conn = open_connection(uri, readonly=True)
+        doing = "reading the node and its domains"
+        return gather(conn, shared_storage_paths)
+    except Exception as exc:  # libvirt.libvirtError mostly; the message says what failed, where and why
+        raise RuntimeError(libvirt_error_message(exc, doing, uri=uri)) from exc
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib(LIBVIRT_REQUIREMENT), exception=LIBVIRT_IMPORT_ERROR)
+    try:
+        hypervisor = inventory(module.params["uri"], module.params["shared_storage_paths"] or [])
+        hypervisor["maintenance"] = read_maintenance(module.params["state_dir"])
+    except (RuntimeError, MaintenanceStateError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, hypervisor=hypervisor)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The action plugin shape shared by the modules that run a long job on a host (a stage, an evacuation).
+
+The action validates its arguments on the controller before anything touches the host, then drives
+the same-named module through start, poll and cancel with a JobDriver, reconnecting as needed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Dict, Optional
+
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._job_driver import ConnectionLost, JobDriver
+
+display = Display()
+
+
+class HostJobAction(ActionBase):
+    """Subclasses name the module and its argument spec, and say how long the job may take."""
+
+    TRANSFERS_FILES = False
+    MODULE = ""
+    ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {}
+
+    def check_arguments(self, args: Dict[str, Any]) -> None:
+        """Raise ValueError naming what is wrong; nothing has touched the host yet."""
+
+    def job_name(self, args: Dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def job_timing(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """JobDriver settings: timeout, ping_interval, and optionally attached."""
+        raise NotImplementedError
+
+    def conclude(self, result: Dict[str, Any], args: Dict[str, Any]) -> None:
+        """Set ``failed`` (always, explicitly) from the job's outcome."""
+        raise NotImplementedError
+
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        host = task_vars.get("inventory_hostname", "")
+        args["run_id"] = args.get("run_id") or task_vars.get("rm_run_id") or uuid.uuid4().hex[:12]
+        args["host_name"] = args.get("host_name") or host
+        try:
+            self.check_arguments(args)
+        except ValueError as exc:
+            raise AnsibleActionFail("%s: nothing was done" % exc)
+        name = self.job_name(args)
+        job_id = "%s.%s.%s" % (args["run_id"], name.replace(" ", "-"), uuid.uuid4().hex[:8])
+
+        def call(mode: str, wait: float) -> Dict[str, Any]:
+            module_args = dict(args, _mode=mode, _job_id=job_id, _wait=wait)
+            try:
+                reply = self._execute_module(module_name=self.MODULE, module_args=module_args, task_vars=task_vars)
+            except AnsibleConnectionFailure as exc:
+                raise ConnectionLost(str(exc))
+            if reply.get("unreachable"):
+                raise ConnectionLost(reply.get("msg", "unreachable"))
+            return reply
+
+        def reconnect() -> None:
+            try:
+                self._connection.reset()
+            except (AnsibleConnectionFailure, AttributeError) as exc:
+                display.vvv("%s: reset of the connection failed: %s" % (host, exc))
+
+        def progress(status: Dict[str, Any]) -> None:
+            detail = status.get("progress") or {}
+            display.display("%s: %s running for %.0f s %s" % (host, name, status.get("elapsed", 0),
+                                                              _progress_words(detail)))
+
+        driver = JobDriver(call, reconnect, what=name, progress=progress, **self.job_timing(args))
+        try:
+            outcome = driver.run()
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        result.update(outcome)
+        result.setdefault("run_id", args["run_id"])
+        result.pop("invocation", None)
+        self.conclude(result, args)
+        return result
+
+
+def _progress_words(progress: Dict[str, Any]) -> str:
+    if not progress:
+        return ""
+    counts = progress.get("counts", {})
+    words = "(%d of %d moved" % (counts.get("moved", 0), progress.get("total", 0))
+    if progress.get("migrating"):
+        words += "; migrating %s" % ", ".join(progress["migrating"])
+    return words + ")"
