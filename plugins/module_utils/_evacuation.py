@@ -170,7 +170,7 @@ class Evacuation:
                         self.stop_reason = "the evacuation was cancelled"
                     elif self.clock() >= deadline:
                         self.timed_out = True
-                        self.stop_reason = "the host was not empty after %d s (rm_wait_maintenance_timeout)" % self.timeout
+                        self.stop_reason = "the host was not empty after %g s (rm_wait_maintenance_timeout)" % self.timeout
                     if self.stop_reason:
                         self._abort(local, running.values())
         self._reconcile(local)

@@ -1,0 +1,204 @@
+"""Evacuation rules with a fake libvirt: parallelism, stop at the first failure, abort, resume, report."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
+    DOMAIN_PAUSED,
+    DOMAIN_RUNNING,
+    Evacuation,
+    EvacuationError,
+    PlannedMove,
+    parse_moves,
+    read_mark,
+    remove_mark,
+    write_mark,
+)
+
+
+class FakeError(Exception):
+    pass
+
+
+class FakeCloud:
+    """Hosts with their running guests; migrations take ``seconds`` and may be made to fail or hang."""
+
+    def __init__(self, placement: Dict[str, List[str]], seconds: float = 0.05) -> None:
+        self.where = {vm: host for host, vms in placement.items() for vm in vms}
+        self.paused: Dict[str, int] = {}
+        self.seconds = seconds
+        self.fail: Dict[str, str] = {}
+        self.hang = set()
+        self.aborted = set()
+        self.active_migrations = 0
+        self.most_parallel = 0
+        self.lock = threading.Lock()
+
+    def connect(self, uri: Optional[str]) -> "FakeConn":
+        return FakeConn(self, "src" if uri is None else uri.split("//")[1].split("/")[0])
+
+
+class FakeConn:
+    def __init__(self, cloud: FakeCloud, host: str) -> None:
+        self.cloud = cloud
+        self.host = host
+
+    def lookupByUUIDString(self, uuid: str) -> "FakeDomain":  # noqa: N802 - libvirt's name
+        if self.cloud.where.get(uuid) != self.host:
+            raise FakeError("Domain not found: no domain with matching uuid '%s'" % uuid)
+        return FakeDomain(self.cloud, uuid)
+
+    def listAllDomains(self, _flags: int) -> List["FakeDomain"]:  # noqa: N802
+        return [FakeDomain(self.cloud, vm) for vm, host in sorted(self.cloud.where.items()) if host == self.host]
+
+    def close(self) -> None:
+        pass
+
+
+class FakeDomain:
+    def __init__(self, cloud: FakeCloud, uuid: str) -> None:
+        self.cloud = cloud
+        self.uuid = uuid
+
+    def name(self) -> str:
+        return self.uuid
+
+    def UUIDString(self) -> str:  # noqa: N802
+        return self.uuid
+
+    def isActive(self) -> bool:  # noqa: N802
+        return True
+
+    def isPersistent(self) -> bool:  # noqa: N802
+        return True
+
+    def state(self) -> List[int]:
+        return [DOMAIN_PAUSED, self.cloud.paused[self.uuid]] if self.uuid in self.cloud.paused else [DOMAIN_RUNNING, 1]
+
+    def resume(self) -> None:
+        self.cloud.paused.pop(self.uuid)
+
+    def abortJob(self) -> None:  # noqa: N802
+        self.cloud.aborted.add(self.uuid)
+
+    def migrateToURI3(self, uri: str, _params: Dict[str, Any], flags: int) -> None:  # noqa: N802
+        assert flags == 1 | 2 | 8 | 16
+        cloud = self.cloud
+        with cloud.lock:
+            cloud.active_migrations += 1
+            cloud.most_parallel = max(cloud.most_parallel, cloud.active_migrations)
+        try:
+            began = time.monotonic()
+            while self.uuid in cloud.hang and self.uuid not in cloud.aborted:
+                time.sleep(0.01)
+            if self.uuid in cloud.aborted:
+                cloud.paused[self.uuid] = 2  # paused by the migration, as a real abort may leave it
+                raise FakeError("operation aborted: migration out job: canceled by client")
+            time.sleep(max(0.0, cloud.seconds - (time.monotonic() - began)))
+            if self.uuid in cloud.fail:
+                raise FakeError(cloud.fail[self.uuid])
+            cloud.where[self.uuid] = uri.split("//")[1].split("/")[0]
+        finally:
+            with cloud.lock:
+                cloud.active_migrations -= 1
+
+
+def plan(*pairs: str) -> List[PlannedMove]:
+    return [PlannedMove(vm, vm, target, "qemu+tcp://%s/system" % target) for vm, target in
+            (pair.split(">") for pair in pairs)]
+
+
+def evacuate(cloud: FakeCloud, moves: List[PlannedMove], parallel: int = 2, timeout: float = 10,
+             cancelled: Any = lambda: False) -> Dict[str, Any]:
+    reports: List[Dict[str, Any]] = []
+    result = Evacuation(cloud.connect, moves, parallel, timeout, lambda exc, doing: "%s: %s" % (doing, exc),
+                        report=reports.append, cancelled=cancelled).run()
+    result["reports"] = reports
+    return result
+
+
+def test_every_guest_moves_to_its_target_at_most_n_at_a_time() -> None:
+    cloud = FakeCloud({"src": ["a", "b", "c", "d", "e"]})
+    result = evacuate(cloud, plan("a>h2", "b>h3", "c>h2", "d>h3", "e>h2"), parallel=2)
+    assert result["status"] == "ok" and result["moved"] == 5 and result["still_running"] == []
+    assert cloud.where == {"a": "h2", "b": "h3", "c": "h2", "d": "h3", "e": "h2"}
+    assert cloud.most_parallel == 2
+    assert result["reports"][-1]["counts"] == {"moved": 5}
+
+
+def test_a_failed_migration_stops_the_rest_and_names_vm_and_target() -> None:
+    cloud = FakeCloud({"src": ["a", "b", "c"]})
+    cloud.fail["b"] = "unable to connect to server at 'h3:16509': Connection refused"
+    result = evacuate(cloud, plan("a>h2", "b>h3", "c>h2"), parallel=1)
+    statuses = {move["vm"]: move["status"] for move in result["moves"]}
+    assert statuses == {"a": "moved", "b": "failed", "c": "not_started"}
+    assert result["status"] == "failed"
+    assert "the migration of b to h3 failed" in result["msg"] and "Connection refused" in result["msg"]
+    assert cloud.where == {"a": "h2", "b": "src", "c": "src"}
+    assert result["still_running"] == ["b", "c"]
+
+
+def test_the_deadline_aborts_what_is_in_flight_and_resumes_a_paused_guest() -> None:
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.hang.add("b")
+    result = evacuate(cloud, plan("a>h2", "b>h3"), timeout=0.5)
+    assert result["status"] == "timeout" and "the host was not empty after 0.5 s" in result["msg"]
+    statuses = {move["vm"]: move["status"] for move in result["moves"]}
+    assert statuses == {"a": "moved", "b": "aborted"}
+    assert cloud.aborted == {"b"} and cloud.paused == {}  # resumed where it was
+    assert "resumed" in [m for m in result["moves"] if m["vm"] == "b"][0]["error"]
+
+
+def test_a_cancel_request_stops_the_evacuation() -> None:
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.hang.update({"a", "b"})
+    flag = {"cancel": False}
+    threading.Timer(0.3, lambda: flag.update(cancel=True)).start()
+    result = evacuate(cloud, plan("a>h2", "b>h3"), cancelled=lambda: flag["cancel"])
+    assert result["status"] == "failed" and "cancelled" in result["msg"]
+    assert cloud.where == {"a": "src", "b": "src"}
+
+
+def test_a_guest_that_reached_its_target_despite_an_error_counts_as_moved() -> None:
+    cloud = FakeCloud({"src": ["a"]})
+    cloud.fail["a"] = "error after the switch-over"
+    original = FakeDomain.migrateToURI3
+
+    def migrate_then_fail(self: FakeDomain, uri: str, params: Dict[str, Any], flags: int) -> None:
+        cloud.where[self.uuid] = "h2"
+        raise FakeError("connection to the destination lost during finish")
+
+    FakeDomain.migrateToURI3 = migrate_then_fail  # type: ignore[method-assign]
+    try:
+        result = evacuate(cloud, plan("a>h2"))
+    finally:
+        FakeDomain.migrateToURI3 = original  # type: ignore[method-assign]
+    assert result["moves"][0]["status"] == "moved" and "runs on h2" in result["moves"][0]["error"]
+
+
+def test_an_unplanned_running_guest_keeps_the_host_out_of_maintenance() -> None:
+    cloud = FakeCloud({"src": ["a", "stowaway"]})
+    result = evacuate(cloud, plan("a>h2"))
+    assert result["status"] == "failed" and "no planned target: stowaway" in result["msg"]
+
+
+@pytest.mark.parametrize(("raw", "complaint"), [
+    ([{"vm": "a", "uuid": "u", "target": "h2"}], "lacks target_uri"),
+    ([{"vm": "a", "uuid": "u", "target": "src", "target_uri": "x"}], "targets src, the host being evacuated"),
+    ([{"vm": "a", "uuid": "u", "target": "h2", "target_uri": "x"}] * 2, "planned twice"),
+])
+def test_bad_plans_are_refused(raw: List[Dict[str, str]], complaint: str) -> None:
+    with pytest.raises(EvacuationError, match=complaint):
+        parse_moves(raw, "src")
+
+
+def test_the_maintenance_mark(tmp_path: Any) -> None:
+    assert read_mark(str(tmp_path)) is None and remove_mark(str(tmp_path)) is False
+    write_mark(str(tmp_path), {"run_id": "r1"})
+    assert read_mark(str(tmp_path)) == {"run_id": "r1"}
+    assert remove_mark(str(tmp_path)) is True and read_mark(str(tmp_path)) is None
