@@ -83,6 +83,14 @@ _STEADY_PAUSED_REASONS = frozenset((0, 1, 7))  # unknown, by the user, after res
 
 # VIR_ERR_NO_DOMAIN: a domain that vanished between listing and reading (migrated away, undefined).
 _VIR_ERR_NO_DOMAIN = 42
+# VIR_ERR_OPERATION_TIMEOUT: libvirt could not get the domain's job lock (another job holds it too long).
+_VIR_ERR_OPERATION_TIMEOUT = 68
+# virDomainJobType: a job in progress (BOUNDED, UNBOUNDED), and virDomainJobOperation names.
+_ACTIVE_JOB_TYPES = (1, 2)
+JOB_OPERATION_NAMES: Dict[int, str] = {
+    0: "unknown", 1: "start", 2: "save", 3: "restore", 4: "migration_in", 5: "migration_out", 6: "snapshot",
+    7: "snapshot_revert", 8: "dump", 9: "backup", 10: "snapshot_delete",
+}
 # VIR_DOMAIN_XML_INACTIVE: the persistent configuration instead of the live one.
 _VIR_DOMAIN_XML_INACTIVE = 2
 
@@ -434,11 +442,35 @@ def volume_locator(conn: Any) -> VolumeLocator:
     return locate
 
 
+def domain_job_note(dom: Any) -> Optional[str]:
+    """A note naming the job libvirt runs on an active domain, or None when there is none.
+
+    A live migration keeps the source VM "running", so only its job tells. A domain whose job lock
+    libvirt cannot get is reported as busy. The error of a domain that vanished propagates; any other
+    (a driver that cannot report jobs) means no job is reported.
+    """
+    try:
+        stats = dom.jobStats(0)
+    except Exception as exc:  # libvirt.libvirtError; the binding is not imported here
+        code = _error_code(exc)
+        if code == _VIR_ERR_NO_DOMAIN:
+            raise
+        if code == _VIR_ERR_OPERATION_TIMEOUT:
+            return "libvirt is busy with the domain (its job lock is held): %s" % " ".join(str(exc).split())
+        return None  # not supported by this driver, or not for this domain: no job to report
+    if stats.get("type") not in _ACTIVE_JOB_TYPES:
+        return None
+    operation = stats.get("operation", 0)
+    return "libvirt job in progress: %s" % JOB_OPERATION_NAMES.get(operation, "operation_%s" % operation)
+
+
 def _domain_entry(dom: Any, shared_storage_paths: Sequence[str], locate: VolumeLocator) -> Dict[str, Any]:
     state, reason = dom.state()[:2]
     active = bool(dom.isActive())
     persistent = bool(dom.isPersistent())
     state_name, reason_name, transitional = domain_state(state, reason)
+    job_note = domain_job_note(dom) if active else None
+    transitional = transitional or job_note is not None
     xml = dom.XMLDesc(0 if active else _VIR_DOMAIN_XML_INACTIVE)
     entry: Dict[str, Any] = {"name": dom.name(), "uuid": dom.UUIDString(), "state": state_name,
                              "state_reason": reason_name, "active": active, "transitional": transitional,
@@ -453,6 +485,8 @@ def _domain_entry(dom: Any, shared_storage_paths: Sequence[str], locate: VolumeL
     if not persistent:
         entry["notes"] = ["transient: not persistently defined on this host, it exists only while it runs"] \
             + entry["notes"]
+    if job_note is not None:
+        entry["notes"] = [job_note + " (the domain counts as transitional)"] + entry["notes"]
     return entry
 
 
@@ -460,7 +494,9 @@ def gather(conn: Any, shared_storage_paths: Sequence[str]) -> Dict[str, Any]:
     """Node facts and every domain (active and defined) of an open libvirt connection.
 
     Returns ``{"hostname", "uri", "node": {"cpus", "memory_mib", "libvirt_version"}, "domains": [...]}``
-    with the domains sorted by name (see parse_domain_xml and domain_state for their fields). The
+    with the domains sorted by name (see parse_domain_xml and domain_state for their fields). An active
+    domain on which libvirt runs a job (a live migration out, a save, dump, snapshot or backup) is
+    transitional too, whatever its state says, with a note naming the job. The
     node's free memory is deliberately not reported: libvirt's figure is not trustworthy; compute it
     from the node's memory and the domains. A domain that vanishes while it is read (migrated away,
     undefined) is left out; any other libvirt error propagates.

@@ -133,5 +133,3 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
     )
     store.write_result(result.as_dict())
     return result
-
-

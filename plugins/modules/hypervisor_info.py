@@ -55,8 +55,9 @@ notes:
   - Run it as root (C(become=true)) or as a user allowed to use the libvirt socket and to read O(state_dir).
   - A domain with malformed placement metadata (an unknown element in the namespace, an empty tag) is reported
     with the problem as a migration blocker, so it is never moved against its constraints.
-  - Transitional states (see RV(hypervisor.domains[].transitional)) follow libvirt's state reasons; a VM paused
-    by the user is not transitional, one paused by an I/O error or for a migration is.
+  - Transitional states (see RV(hypervisor.domains[].transitional)) follow libvirt's state reasons and the job
+    libvirt runs on the domain; a VM paused by the user is not transitional, one paused by an I/O error is, and so
+    is the source of a live migration, which libvirt still reports as running.
 seealso:
   - name: libvirt domain XML, metadata
     description: Where the placement metadata lives in a domain's XML.
@@ -175,9 +176,10 @@ hypervisor:
           sample: true
         transitional:
           description:
-            - Whether the domain is being migrated, saved, dumped, snapshotted, started or shut down, is suspended,
-              or is stuck in an error state (paused on an I/O error or watchdog, crashed, failed post-copy
-              migration). Such a domain blocks its cluster's maintenance.
+            - Whether the domain is being migrated, saved, dumped, snapshotted, backed up, started or shut down, is
+              suspended, or is stuck in an error state (paused on an I/O error or watchdog, crashed, failed post-copy
+              migration). A libvirt job on an active domain makes it transitional whatever its state (its note
+              names the job). Such a domain blocks its cluster's maintenance.
           returned: success
           type: bool
           sample: false
@@ -219,7 +221,9 @@ hypervisor:
           elements: str
           sample: ["disk vdb: local file /var/lib/libvirt/images/db01-data.qcow2 is not under a shared storage path"]
         notes:
-          description: Facts worth knowing that do not block migration (transient domain, balloon, vCPUs offline).
+          description:
+            - Facts worth knowing that do not block migration (transient domain, balloon, vCPUs offline, a libvirt job
+              in progress).
           returned: success
           type: list
           elements: str

@@ -1144,6 +1144,8 @@ def write_inventory(lab: Lab) -> Path:
         f"    ansible_ssh_private_key_file: {cfg.key_file}",
         "    ansible_python_interpreter: /usr/bin/python3",
         f'    ansible_ssh_common_args: "{SSH_COMMON_ARGS}"',
+        "    # Lab libvirtds listen on TCP without auth; a real fleet uses qemu+ssh or qemu+tls.",
+        '    rm_migration_uri: "qemu+tcp://{{ ansible_host }}/system"',
         "  children:",
         "    kvm_hosts:",
         "      children:",
