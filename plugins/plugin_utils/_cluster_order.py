@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The order rolling maintenance visits hosts in: cluster after cluster, one host at a time, inventory order.
+
+Pure rules shared by the scope resolution (which orders the hosts before the per-host play) and
+the cluster_serial strategy (which refuses a play that would break that order).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+
+def group_by_cluster(hosts: Iterable[str], cluster_of: Callable[[str], str]) -> List[str]:
+    """Hosts grouped by cluster: clusters in order of their first host, hosts in their given order."""
+    clusters: Dict[str, List[str]] = {}
+    for host in hosts:
+        clusters.setdefault(cluster_of(host), []).append(host)
+    return [host for members in clusters.values() for host in members]
+
+
+def serial_refusal(serial: Sequence[object]) -> Optional[str]:
+    """Why a play's ``serial`` cannot go with one-host-at-a-time maintenance, or None when it can."""
+    if not serial or all(str(value).strip() == "1" for value in serial):
+        return None
+    return ("the cluster_serial strategy maintains one host at a time, but the play sets serial: %s; "
+            "remove serial or set it to 1" % ", ".join(str(value) for value in serial))
+
+
+class ClusterSequence:
+    """Remembers the clusters seen so far, to refuse going back to a cluster once another has begun."""
+
+    def __init__(self) -> None:
+        self.finished: List[str] = []
+        self.current: Optional[str] = None
+
+    def enter(self, host: str, cluster: str) -> Optional[str]:
+        """Record that ``host`` of ``cluster`` comes next; return why that breaks the order, or None."""
+        if cluster == self.current:
+            return None
+        if cluster in self.finished:
+            return ("host %s of cluster %s comes after cluster %s was begun: clusters must be maintained one "
+                    "after another; order the play's hosts by cluster (the playbook's scope play does this)"
+                    % (host, cluster, self.current))
+        if self.current is not None:
+            self.finished.append(self.current)
+        self.current = cluster
+        return None

@@ -1,0 +1,37 @@
+"""Host order rules: grouping by cluster, serial refusal, and the guard against going back to a cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import (
+    ClusterSequence,
+    group_by_cluster,
+    serial_refusal,
+)
+
+CLUSTERS = {"a1": "c2", "b1": "c1", "a2": "c2", "b2": "c1", "c1h": "c3"}
+
+
+def test_group_by_cluster_keeps_inventory_order_inside_and_first_appearance_across() -> None:
+    assert group_by_cluster(["a1", "b1", "a2", "c1h", "b2"], CLUSTERS.__getitem__) == ["a1", "a2", "b1", "b2", "c1h"]
+
+
+@pytest.mark.parametrize("serial", [[], [1], ["1"], [1, 1]])
+def test_serial_one_or_none_is_accepted(serial: list) -> None:
+    assert serial_refusal(serial) is None
+
+
+@pytest.mark.parametrize("serial", [[2], ["50%"], [1, 5], [0]])
+def test_other_serial_is_refused_with_the_value(serial: list) -> None:
+    message = serial_refusal(serial)
+    assert message is not None and "one host at a time" in message and str(serial[-1]) in message
+
+
+def test_going_back_to_a_cluster_is_refused() -> None:
+    sequence = ClusterSequence()
+    assert sequence.enter("b1", "c1") is None
+    assert sequence.enter("b2", "c1") is None
+    assert sequence.enter("a1", "c2") is None
+    message = sequence.enter("b3", "c1")
+    assert message is not None and "host b3 of cluster c1 comes after cluster c2 was begun" in message
