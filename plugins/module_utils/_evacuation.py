@@ -33,6 +33,8 @@ DOMAIN_PAUSED = 3
 PAUSED_REASONS_FROM_MIGRATION = (2, 5, 12, 13)  # migration, migration API (finish), postcopy, postcopy failed
 # How often the evacuation looks at its migrations, the deadline and cancel requests.
 TICK_SECONDS = 0.2
+# How long aborted migrations get to wind down before the evacuation reports without them.
+ABORT_GRACE_SECONDS = 30
 DEFAULT_STATE_DIR = "/var/lib/kvm-rolling-maintenance"
 
 # The options of the host_maintenance module, shared with its action plugin so both validate alike.
@@ -153,26 +155,36 @@ class Evacuation:
         pending = list(self.moves)
         running: Dict["Future[float]", PlannedMove] = {}
         local = self.connect(None)
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            while pending or running:
-                while pending and len(running) < self.parallel and not self.stop_reason:
-                    move = pending.pop(0)
-                    self.outcomes[move.uuid].status = "migrating"
-                    running[pool.submit(self._migrate, move)] = move
-                self._progress(began)
-                if not running:
-                    break
-                done, _still = wait(list(running), timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
-                for future in done:
-                    self._record(running.pop(future), future)
-                if not self.stop_reason:
-                    if self.cancelled():
-                        self.stop_reason = "the evacuation was cancelled"
-                    elif self.clock() >= deadline:
-                        self.timed_out = True
-                        self.stop_reason = "the host was not empty after %g s (rm_wait_maintenance_timeout)" % self.timeout
-                    if self.stop_reason:
-                        self._abort(local, running.values())
+        pool = ThreadPoolExecutor(max_workers=self.parallel)
+        stopped_at = 0.0
+        while pending or running:
+            while pending and len(running) < self.parallel and not self.stop_reason:
+                move = pending.pop(0)
+                self.outcomes[move.uuid].status = "migrating"
+                running[pool.submit(self._migrate, move)] = move
+            self._progress(began)
+            if not running:
+                break
+            done, _still = wait(list(running), timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._record(running.pop(future), future)
+            if not self.stop_reason:
+                if self.cancelled():
+                    self.stop_reason = "the evacuation was cancelled"
+                elif self.clock() >= deadline:
+                    self.timed_out = True
+                    self.stop_reason = "the host was not empty after %g s (rm_wait_maintenance_timeout)" % self.timeout
+                if self.stop_reason:
+                    stopped_at = self.clock()
+                    self._abort(local, running.values())
+            elif running and self.clock() - stopped_at > ABORT_GRACE_SECONDS:
+                # A migration stuck where an abort cannot reach it (e.g. opening the target's connection):
+                # stop waiting; where its guest runs is checked below like any other.
+                for move in running.values():
+                    self.outcomes[move.uuid].status = "aborted"
+                    self.outcomes[move.uuid].error = "still in progress %d s after it was aborted" % ABORT_GRACE_SECONDS
+                break
+        pool.shutdown(wait=False)
         self._reconcile(local)
         leftover = self._still_running(local)
         if leftover and not self.stop_reason:

@@ -26,6 +26,7 @@ heap order) when vCPUs or anti-affinity reject the hosts with the most free memo
 from __future__ import annotations
 
 import bisect
+import gc
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,6 +40,8 @@ _Entry = tuple[float, int, int]
 
 # Kinds of failure; a step is retried with best fit only when every failure is of a room kind.
 _ROOM_KINDS = frozenset(("memory", "vcpus", "anti-affinity"))
+# A search that meets more hosts than this with the memory but not the vCPUs walks the hosts by free vCPUs too.
+_CPU_SHORT_LIMIT = 8
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,16 @@ def plan_cluster(hosts: Sequence[HostCapacity], evacuate: Sequence[str]) -> Clus
     if len(set(evacuate)) != len(evacuate):
         raise ValueError("a host is listed more than once for evacuation: %s"
                          % ", ".join(sorted({name for name in evacuate if list(evacuate).count(name) > 1})))
-    planner = _Planner(hosts, clusters[0] if clusters else "")
-    return ClusterPlan(planner.cluster, [planner.step(index[name]) for name in evacuate])
+    # The planner makes no reference cycles; left on, the cyclic garbage collector would spend about
+    # 40 % of a large plan walking the input and the plan over and over (bench/planner.py).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        planner = _Planner(hosts, clusters[0] if clusters else "")
+        return ClusterPlan(planner.cluster, [planner.step(index[name]) for name in evacuate])
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def host_capacity(name: str, cluster: str, facts: Mapping[str, Any] | None, *, tags: Iterable[str] | str = (),
@@ -260,6 +271,8 @@ def _non_negative(what: str, value: Any) -> float:
 
 
 def _amount(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
     return "%d" % value if value == int(value) else "%.1f" % value
 
 
@@ -278,15 +291,37 @@ def _size_key(vm: VmDemand) -> tuple[int, int, str, str]:
 
 
 class _Pool:
-    """The hosts carrying a set of tags (all hosts for the empty set), as a heap by free memory."""
+    """The hosts carrying a set of tags (all hosts for the empty set); the eligible ones in heaps.
 
-    __slots__ = ("tags", "members", "heap", "limit")
+    ``heap``: entries (-free memory, host, version) of every eligible member. ``by_cpu``: the same
+    entries in one heap per whole number of free vCPUs (floor), kept only once a search of the pool
+    has met many hosts with the memory but not the vCPUs (None until then); ``cpu_low``/``cpu_high``:
+    the lowest and highest such number with a heap. An entry is current while its host's version is
+    the one in it.
+    """
+
+    __slots__ = ("tags", "members", "heap", "by_cpu", "cpu_low", "cpu_high", "cpu_entries", "limit")
 
     def __init__(self, tags: frozenset[str], members: list[int]) -> None:
         self.tags = tags
         self.members = members
         self.heap: list[_Entry] = []
-        self.limit = 2 * len(members) + 64   # past this many entries the heap is rebuilt (stale ones dropped)
+        self.by_cpu: dict[int, list[_Entry]] | None = None
+        self.cpu_low = 0
+        self.cpu_high = -1
+        self.cpu_entries = 0
+        self.limit = 2 * len(members) + 64   # past this many entries the heaps are rebuilt (stale ones dropped)
+
+    def push_by_cpu(self, free_cpu: float, entry: _Entry) -> None:
+        assert self.by_cpu is not None
+        level = math.floor(free_cpu)
+        heap = self.by_cpu.get(level)
+        if heap is None:
+            heap = self.by_cpu[level] = []
+            self.cpu_low = min(self.cpu_low, level)
+            self.cpu_high = max(self.cpu_high, level)
+        heapq.heappush(heap, entry)
+        self.cpu_entries += 1
 
 
 class _Miss(Exception):
@@ -316,19 +351,19 @@ class _Planner:
         self.groups: list[dict[str, list[str]] | None] = [None] * len(hosts)
         for position, host in enumerate(hosts):
             for vm in host.vms:
-                self._join_groups(position, vm)
+                if vm.anti_affinity:
+                    self._join_groups(position, vm)
         self.eligible = list(self.available)   # may receive VMs right now
         self.eligible_count = sum(self.eligible)
         self.version = [0] * len(hosts)
         self.pools: dict[frozenset[str], _Pool] = {}
         self.pools_of: list[list[_Pool]] = [[] for _host in hosts]
         self._pool(frozenset())
+        self.source = -1                       # the host being evacuated
 
     # --- state -----------------------------------------------------------------------------------
 
     def _join_groups(self, position: int, vm: VmDemand) -> None:
-        if not vm.anti_affinity:
-            return
         groups = self.groups[position]
         if groups is None:
             groups = self.groups[position] = {}
@@ -337,7 +372,7 @@ class _Planner:
 
     def _leave_groups(self, position: int, vm: VmDemand) -> None:
         groups = self.groups[position]
-        if not vm.anti_affinity or groups is None:
+        if groups is None:
             return
         for group in vm.anti_affinity:
             members = groups[group]
@@ -356,20 +391,26 @@ class _Planner:
         return pool
 
     def _rebuild(self, pool: _Pool) -> None:
-        version, used_mem, cap_mem, eligible = self.version, self.used_mem, self.cap_mem, self.eligible
-        pool.heap = [(used_mem[position] - cap_mem[position], position, version[position])
-                     for position in pool.members if eligible[position]]
+        version, eligible = self.version, self.eligible
+        current = [position for position in pool.members if eligible[position]]
+        pool.heap = [(self.used_mem[position] - self.cap_mem[position], position, version[position]) for position in current]
+        if pool.by_cpu is not None:
+            pool.by_cpu, pool.cpu_low, pool.cpu_high, pool.cpu_entries = {}, 0, -1, 0
+            for entry in pool.heap:
+                pool.push_by_cpu(self.cap_cpu[entry[1]] - self.used_cpu[entry[1]], entry)
         heapq.heapify(pool.heap)
 
     def _touch(self, position: int) -> None:
-        """The host changed: its heap entries go stale, a current one is pushed if it may receive VMs."""
+        """The host changed: its heap entries go stale, current ones are pushed if it may receive VMs."""
         self.version[position] += 1
         if not self.eligible[position]:
             return
         entry = (self.used_mem[position] - self.cap_mem[position], position, self.version[position])
         for pool in self.pools_of[position]:
             heapq.heappush(pool.heap, entry)
-            if len(pool.heap) > pool.limit:
+            if pool.by_cpu is not None:
+                pool.push_by_cpu(self.cap_cpu[position] - self.used_cpu[position], entry)
+            if len(pool.heap) > pool.limit or pool.cpu_entries > pool.limit:
                 self._rebuild(pool)
 
     def _set_eligible(self, position: int, eligible: bool) -> None:
@@ -382,7 +423,8 @@ class _Planner:
         self.used_mem[position] += vm.memory_mib
         self.used_cpu[position] += vm.vcpus
         self.resident[position].append(vm)
-        self._join_groups(position, vm)
+        if vm.anti_affinity:
+            self._join_groups(position, vm)
         self._touch(position)
 
     def _undo(self, placed: list[tuple[int, VmDemand]]) -> None:
@@ -390,7 +432,8 @@ class _Planner:
             self.used_mem[position] -= vm.memory_mib
             self.used_cpu[position] -= vm.vcpus
             self.resident[position].pop()
-            self._leave_groups(position, vm)
+            if vm.anti_affinity:
+                self._leave_groups(position, vm)
         for position in sorted({position for position, _vm in placed}):
             self._touch(position)
 
@@ -404,11 +447,18 @@ class _Planner:
         held = self.groups[position]
         return held is not None and any(group in held for group in groups)
 
+    def _takes(self, position: int, vm: VmDemand) -> bool:
+        """Whether the host (eligible, with the VM's tags) has the room and no VM of the VM's groups."""
+        return self.cap_mem[position] - self.used_mem[position] >= vm.memory_mib \
+            and self.cap_cpu[position] - self.used_cpu[position] >= vm.vcpus \
+            and not (vm.anti_affinity and self._conflicts(position, vm.anti_affinity))
+
     # --- one step --------------------------------------------------------------------------------
 
     def step(self, source: int) -> HostPlan:
         """Evacuate host ``source``: plan every VM on it now; apply the moves only if all VMs have a target."""
         name = self.names[source]
+        self.source = source
         self._set_eligible(source, False)
         vms = sorted(self.resident[source], key=_size_key)
         placed: list[tuple[int, VmDemand]] = []
@@ -439,14 +489,20 @@ class _Planner:
         return HostPlan(name, moves, unplaceable)
 
     def _find(self, vm: VmDemand) -> int:
-        """The eligible host with the most free memory that takes ``vm`` (ties: inventory order); raises _Miss."""
+        """The eligible host with the most free memory that takes ``vm`` (ties: inventory order); raises _Miss.
+
+        Walks the pool's hosts by free memory, most first: the first that takes the VM is the answer.
+        When more than a few of them lack the vCPUs, the answer is sought among the hosts with the
+        vCPUs instead (``_find_by_cpu``).
+        """
         if vm.blockers:
             raise _Miss("blocked", "not migratable: %s" % "; ".join(vm.blockers))
         pool = self.pools.get(vm.host_tags) or self._pool(vm.host_tags)
-        heap, version = pool.heap, self.version
+        heap, version, cap_cpu, used_cpu = pool.heap, self.version, self.cap_cpu, self.used_cpu
         need_mem, need_cpu, groups = vm.memory_mib, vm.vcpus, vm.anti_affinity
         most: _Entry | None = None      # the current entry with the most free memory
-        aside: list[_Entry] = []        # hosts with the memory but refused for vCPUs or anti-affinity
+        aside: list[_Entry] = []        # popped: hosts with the memory that do not take the VM
+        short_cpu = 0
         chosen = -1
         while heap:
             entry = heap[0]
@@ -458,17 +514,55 @@ class _Planner:
                 most = entry
             if -entry[0] < need_mem:
                 break                   # no host further down has the memory either
-            heapq.heappop(heap)
-            if self.cap_cpu[position] - self.used_cpu[position] >= need_cpu and not (groups and self._conflicts(position, groups)):
+            if cap_cpu[position] - used_cpu[position] < need_cpu:
+                short_cpu += 1
+                if short_cpu > _CPU_SHORT_LIMIT:
+                    for entry in aside:
+                        heapq.heappush(heap, entry)
+                    return self._find_by_cpu(vm, pool, most)
+            elif not (groups and self._conflicts(position, groups)):
                 chosen = position
+                heapq.heappop(heap)     # the caller places the VM there, which pushes a new entry
                 break
-            aside.append(entry)
+            aside.append(heapq.heappop(heap))
         for entry in aside:
             heapq.heappush(heap, entry)
         if chosen < 0:
-            raise self._miss(vm, most, [entry[1] for entry in aside])
-        # The chosen host's entry is not pushed back: the caller places the VM there (a new entry).
+            raise self._miss(vm, pool, most, [entry[1] for entry in aside], False)
         return chosen
+
+    def _find_by_cpu(self, vm: VmDemand, pool: _Pool, most: _Entry) -> int:
+        """_find among the hosts with the vCPUs: the best entry of each heap of ``by_cpu`` at or above the need."""
+        if pool.by_cpu is None:
+            pool.by_cpu = {}
+            self._rebuild(pool)
+        assert pool.by_cpu is not None
+        version, need_mem, groups = self.version, vm.memory_mib, vm.anti_affinity
+        best: _Entry | None = None
+        refused: list[int] = []         # hosts with the vCPUs and the memory, holding a VM of the VM's groups
+        for level in range(max(math.ceil(vm.vcpus), pool.cpu_low), pool.cpu_high + 1):
+            heap = pool.by_cpu.get(level)
+            aside = []
+            while heap:
+                entry = heap[0]
+                position = entry[1]
+                if entry[2] != version[position]:
+                    heapq.heappop(heap)
+                    pool.cpu_entries -= 1
+                    continue
+                if -entry[0] < need_mem or (best is not None and best < entry):
+                    break
+                if not (groups and self._conflicts(position, groups)):
+                    best = entry
+                    break
+                refused.append(position)
+                aside.append(heapq.heappop(heap))
+            for entry in aside:
+                heapq.heappush(heap, entry)   # type: ignore[arg-type]
+        if best is None:
+            raise self._miss(vm, pool, most, refused, True)
+        # Its entry in the heap by memory stays: placing the VM there makes it stale.
+        return best[1]
 
     def _each_fits_alone(self, vms: Iterable[VmDemand]) -> bool:
         """Whether each VM would find a target on its own (the step's moves undone): else no order helps."""
@@ -477,7 +571,7 @@ class _Planner:
                 target = self._find(vm)
             except _Miss:
                 return False
-            self._touch(target)         # _find popped its entry
+            self._touch(target)         # _find may have popped its entry
         return True
 
     def _best_fit(self, source: str, vms: list[VmDemand]) -> list[Move] | None:
@@ -491,16 +585,12 @@ class _Planner:
         moves: list[Move] = []
         for vm in vms:
             slot = bisect.bisect_left(hosts, (vm.memory_mib, -1))
-            while slot < len(hosts):
-                position = hosts[slot][1]
-                if self.cap_cpu[position] - self.used_cpu[position] >= vm.vcpus and vm.host_tags <= self.tags[position] \
-                        and not (vm.anti_affinity and self._conflicts(position, vm.anti_affinity)):
-                    break
+            while slot < len(hosts) and not (vm.host_tags <= self.tags[hosts[slot][1]] and self._takes(hosts[slot][1], vm)):
                 slot += 1
-            else:
+            if slot == len(hosts):
                 self._undo(placed)
                 return None
-            del hosts[slot]
+            position = hosts.pop(slot)[1]
             self._place(position, vm)
             placed.append((position, vm))
             moves.append(Move(vm.name, vm.uuid, source, self.names[position]))
@@ -509,48 +599,91 @@ class _Planner:
 
     # --- reasons ---------------------------------------------------------------------------------
 
-    def _miss(self, vm: VmDemand, most: _Entry | None, roomy: list[int]) -> _Miss:
-        """Why ``vm`` has no target. Candidates are narrowed availability, tags, room, anti-affinity,
-        and the reason names the filter that removed the last of them.
+    def _miss(self, vm: VmDemand, pool: _Pool, most: _Entry | None, refused: list[int], by_cpu: bool) -> _Miss:
+        """Why ``vm`` has no target. The candidates are narrowed by availability, tags, room (memory,
+        then vCPUs), anti-affinity; the reason names the filter that removed the last of them.
 
-        ``most``: the eligible host (with the tags) with the most free memory, None if there is none;
-        ``roomy``: the eligible hosts with the tags and the memory (all refused for vCPUs or groups).
+        ``most``: the eligible host with the tags with the most free memory (None: there is none).
+        ``refused``: when ``by_cpu`` is false, every such host with the memory (the walk by memory saw
+        them all); when true, every such host with the vCPUs and the memory (all hold a VM of its groups).
         """
         cluster = self.cluster
         if most is None:
             if not self.eligible_count:
                 others = ["%s: %s" % (self.names[position], self.why_unavailable[position])
-                          for position in range(len(self.names)) if not self.available[position]]
+                          for position in range(len(self.names)) if not self.available[position] and position != self.source]
                 if not others:
                     return _Miss("no-host", "cluster %s has no other host" % cluster)
                 return _Miss("no-host", "no other host of cluster %s is available (%s)" % (cluster, _listing(others)))
             tags = sorted(vm.host_tags)
+            one = len(tags) == 1
             text = "requires host tag%s %s; no other available host of cluster %s carries %s" % (
-                "" if len(tags) == 1 else "s", ", ".join(tags), cluster, "it" if len(tags) == 1 else "them")
+                "" if one else "s", ", ".join(tags), cluster, "it" if one else "them")
             down = ["%s (%s)" % (self.names[position], self.why_unavailable[position])
-                    for position in range(len(self.names)) if not self.available[position] and vm.host_tags <= self.tags[position]]
+                    for position in pool.members if not self.available[position] and position != self.source]
             if down:
-                text += "; unavailable host%s with %s: %s" % ("" if len(down) == 1 else "s", "it" if len(tags) == 1 else "them", _listing(down))
+                text += "; unavailable host%s with %s: %s" % ("" if len(down) == 1 else "s", "it" if one else "them", _listing(down))
             return _Miss("tags", text)
         needs = "needs %s MiB and %s" % (_amount(vm.memory_mib), _vcpus(vm.vcpus))
-        where = "any eligible host of cluster %s" % cluster if not vm.host_tags else \
-            "any available host of cluster %s with tag%s %s" % (cluster, "" if len(vm.host_tags) == 1 else "s", ", ".join(sorted(vm.host_tags)))
-        if not roomy:
-            position = most[1]
-            return _Miss("memory", "%s; the most free on %s is %s MiB (%s)" % (needs, where, _amount(-most[0]), self.names[position]))
-        roomy.sort()
-        with_cpu = [position for position in roomy if self.cap_cpu[position] - self.used_cpu[position] >= vm.vcpus]
-        if not with_cpu:
-            best = max(roomy, key=lambda position: (self.cap_cpu[position] - self.used_cpu[position], -position))
-            return _Miss("vcpus", "%s; of the hosts with that memory free (on %s) the most vCPUs free is %s (%s)" % (
-                needs, where, _amount(self.cap_cpu[best] - self.used_cpu[best]), self.names[best]))
+        where = "any eligible host of cluster %s" % cluster
+        if vm.host_tags:
+            where += " with tag%s %s" % ("" if len(vm.host_tags) == 1 else "s", ", ".join(sorted(vm.host_tags)))
+        if -most[0] < vm.memory_mib:
+            return _Miss("memory", "%s; the most free on %s is %s MiB (%s)" % (needs, where, _amount(-most[0]), self.names[most[1]]))
+        free_cpu = self._free_cpu
+        with_cpu = sorted(refused) if by_cpu else sorted(position for position in refused if free_cpu(position) >= vm.vcpus)
+        if with_cpu:
+            return self._miss_groups(vm, with_cpu)
+        if not by_cpu:
+            position = min(refused, key=lambda candidate: (-free_cpu(candidate), candidate))
+            where += " with %s MiB free" % _amount(vm.memory_mib)
+        else:
+            top = self._best_by_cpu(pool, vm.vcpus)
+            if top is not None:     # hosts with the vCPUs: none has the memory
+                return _Miss("vcpus", "%s; the most free memory on %s with %s free is %s MiB (%s)" % (
+                    needs, where, _vcpus(vm.vcpus), _amount(-top[0]), self.names[top[1]]))
+            position = self._most_cpu(pool)
+        return _Miss("vcpus", "%s; the most vCPUs free on %s is %s (%s: %s of %s schedulable vCPUs in use)" % (
+            needs, where, _amount(free_cpu(position)), self.names[position], _amount(self.used_cpu[position]),
+            _amount(self.cap_cpu[position])))
+
+    def _best_by_cpu(self, pool: _Pool, need_cpu: int) -> _Entry | None:
+        """The entry with the most free memory among the pool's eligible hosts with ``need_cpu`` free."""
+        assert pool.by_cpu is not None
+        best = None
+        for level in range(max(math.ceil(need_cpu), pool.cpu_low), pool.cpu_high + 1):
+            heap = pool.by_cpu.get(level)
+            while heap and heap[0][2] != self.version[heap[0][1]]:
+                heapq.heappop(heap)
+                pool.cpu_entries -= 1
+            if heap and (best is None or heap[0] < best):
+                best = heap[0]
+        return best
+
+    def _most_cpu(self, pool: _Pool) -> int:
+        """The pool's eligible host with the most free vCPUs (ties: inventory order)."""
+        assert pool.by_cpu is not None
+        for level in range(pool.cpu_high, pool.cpu_low - 1, -1):
+            heap = pool.by_cpu.get(level)
+            while heap and heap[0][2] != self.version[heap[0][1]]:
+                heapq.heappop(heap)
+                pool.cpu_entries -= 1
+            if heap:
+                return min((entry for entry in heap if entry[2] == self.version[entry[1]]),
+                           key=lambda entry: (-self._free_cpu(entry[1]), entry[1]))[1]
+        raise AssertionError("_most_cpu: the pool has no eligible host")
+
+    def _miss_groups(self, vm: VmDemand, holders: list[int]) -> _Miss:
         groups = sorted(vm.anti_affinity)
-        holders = []
-        for position in with_cpu:
+        listed = []
+        for position in holders:
             held = self.groups[position] or {}
             members = sorted({member for group in groups for member in held.get(group, ())})
             if len(members) > 2:
                 members[1:] = ["%d more" % (len(members) - 1)]
-            holders.append("%s: %s" % (self.names[position], " and ".join(members)))
+            listed.append("%s: %s" % (self.names[position], " and ".join(members)))
         return _Miss("anti-affinity", "anti-affinity group%s %s: every other host with room already holds a VM of %s (%s)" % (
-            "" if len(groups) == 1 else "s", ", ".join(groups), "the group" if len(groups) == 1 else "one of them", _listing(holders)))
+            "" if len(groups) == 1 else "s", ", ".join(groups), "the group" if len(groups) == 1 else "one of them", _listing(listed)))
+
+    def _free_cpu(self, position: int) -> float:
+        return self.cap_cpu[position] - self.used_cpu[position]

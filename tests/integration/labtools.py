@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -39,6 +39,37 @@ class Lab:
 
     def exec(self, host: str, *command: str, check: bool = True) -> "subprocess.CompletedProcess[str]":
         return self.kvmlab("exec", host, "--", *command, check=check)
+
+    def running_guests(self) -> Dict[str, List[str]]:
+        """Guest name -> the hosts it runs on (a healthy lab has exactly one for each)."""
+        report = json.loads(self.kvmlab("guests", "--json").stdout)
+        found: Dict[str, List[str]] = {}
+        for host, guests in report.items():
+            for guest in guests:
+                assert "error" not in guest, "%s: %s" % (host, guest)
+                if guest["state"] == "running":
+                    found.setdefault(guest["name"], []).append(host)
+        return found
+
+    def guest_host(self, name: str) -> str:
+        [host] = self.running_guests()[name]
+        return host
+
+    def add_guest(self, host: str, name: str, memory_mib: int = 64, metadata: str = "") -> None:
+        args = ["guest", host, name, "--memory-mib", str(memory_mib)]
+        if metadata:
+            path = Path("/tmp/%s-metadata.xml" % name)
+            path.write_text(metadata)
+            args += ["--metadata-xml", str(path)]
+        self.kvmlab(*args)
+
+    def remove_guest(self, name: str) -> None:
+        """Destroy and undefine a guest wherever it is defined."""
+        report = json.loads(self.kvmlab("guests", "--json").stdout)
+        for host, guests in report.items():
+            if any(guest.get("name") == name for guest in guests):
+                self.exec(host, "virsh", "-c", "qemu:///system", "destroy", name, check=False)
+                self.exec(host, "virsh", "-c", "qemu:///system", "undefine", name, check=False)
 
     def write_hook(self, host: str, name: str, body: str, mode: int = 0o755) -> Path:
         path = self.hooks_dir(host) / name

@@ -1146,6 +1146,8 @@ def write_inventory(lab: Lab) -> Path:
         f'    ansible_ssh_common_args: "{SSH_COMMON_ARGS}"',
         "    # Lab libvirtds listen on TCP without auth; a real fleet uses qemu+ssh or qemu+tls.",
         '    rm_migration_uri: "qemu+tcp://{{ ansible_host }}/system"',
+        "    # Every lab host has the machine's 2 CPUs; KVM fleets commonly overcommit vCPUs.",
+        "    rm_cpu_overcommit_ratio: 4",
         "  children:",
         "    kvm_hosts:",
         "      children:",

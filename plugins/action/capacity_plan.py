@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plans, on the controller, where every guest of the hosts in scope goes when each is evacuated in turn."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import plan_scope
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "hosts": {"type": "list", "elements": "str", "required": True},
+    "facts_var": {"type": "str", "default": "rm_hypervisor"},
+    "fail_on_infeasible": {"type": "bool", "default": True},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        hostvars = task_vars["hostvars"]
+        inventory = list(task_vars["groups"]["all"])
+        unknown = [host for host in args["hosts"] if host not in hostvars]
+        if unknown:
+            raise AnsibleActionFail("not in the inventory: %s" % ", ".join(unknown))
+
+        def host_vars(host: str) -> Dict[str, Any]:
+            return hostvars[host]
+
+        def facts(host: str) -> Optional[Dict[str, Any]]:
+            value = hostvars[host].get(args["facts_var"])
+            return value if isinstance(value, dict) else None
+
+        try:
+            plan = plan_scope(args["hosts"], inventory, host_vars, facts)
+        except ValueError as exc:
+            raise AnsibleActionFail("capacity check: %s" % exc)
+        result.update(plan, changed=False)
+        if args["fail_on_infeasible"] and not plan["feasible"]:
+            result["failed"] = True
+            result["msg"] = "capacity check failed, nothing was moved: " + " | ".join(
+                "%s: %s" % (host, reason) for host, reason in plan["problems"].items())
+        else:
+            result["msg"] = "every host in scope can be evacuated" if plan["feasible"] else \
+                "%d host(s) cannot be evacuated" % len(plan["problems"])
+        return result

@@ -1,0 +1,86 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: capacity_plan
+short_description: Plan where every guest goes while the hosts in scope are evacuated one after another
+version_added: 0.1.0
+description:
+  - Runs on the controller (an action plugin). From the facts C(kvmops.rolling.hypervisor_info) gathered on
+    every host of the clusters concerned (kept in the host variable named by O(facts_var)) and the inventory
+    variables, it plans the evacuation of each host of O(hosts) in turn, cluster by cluster.
+  - A guest may move only to another host of its own cluster (C(rm_cluster)) that is reachable, enabled
+    (C(rm_host_enabled)), not in maintenance, carries the guest's required host tags (C(rm_host_tags)),
+    holds no guest of the guest's anti-affinity groups, and has room in vCPUs and memory, counted
+    cumulatively over everything placed there before.
+  - "Capacity of a host: CPUs times C(rm_cpu_overcommit_ratio) (default 1.0) and memory less
+    C(rm_reserved_host_memory_mib) (default 1024) times C(rm_memory_overcommit_ratio) (default 1.0), unless
+    C(rm_host_capacity) (a dict with C(cpus) and/or C(memory_mib)) sets them."
+  - A cluster with a guest in a transitional or error state (migrating, crashed, paused by an I/O error...)
+    cannot be planned.
+  - Each move carries the target's C(rm_migration_uri) (default C(qemu+ssh://<ansible_host>/system)).
+author:
+  - kvmops.rolling engineers (@kvmops)
+options:
+  hosts:
+    description: The hosts to evacuate, in the order the run visits them.
+    type: list
+    elements: str
+    required: true
+  facts_var:
+    description: Name of the host variable holding each host's C(hypervisor_info) result (its C(hypervisor) value).
+    type: str
+    default: rm_hypervisor
+  fail_on_infeasible:
+    description: Fail the task, naming every guest that cannot move and why, when any host cannot be evacuated.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
+    support: none
+notes:
+  - It changes nothing anywhere; check mode gives the same result.
+"""
+
+EXAMPLES = r"""
+- name: Plan the evacuation of cluster c1
+  kvmops.rolling.capacity_plan:
+    hosts: "{{ groups['c1'] }}"
+  delegate_to: localhost
+  run_once: true
+  register: plan
+"""
+
+RETURN = r"""
+feasible:
+  description: Whether every host in scope can be evacuated.
+  returned: always
+  type: bool
+order:
+  description: The hosts in the order they are evacuated (cluster after cluster).
+  returned: always
+  type: list
+  elements: str
+clusters:
+  description: The plan of each cluster, every step with its moves and the guests that cannot move with the reason.
+  returned: always
+  type: list
+  elements: dict
+moves:
+  description: Host name to its planned moves (vm, uuid, target, target_uri), ready for C(host_maintenance).
+  returned: always
+  type: dict
+problems:
+  description: Host name to why it cannot be evacuated.
+  returned: always
+  type: dict
+"""

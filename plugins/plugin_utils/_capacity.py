@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""From inventory variables and gathered hypervisor facts to one placement plan per cluster.
+
+Pure: the caller hands in each host's variables and facts, so this is tested without Ansible.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import group_by_cluster
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._placement import host_capacity, plan_cluster
+
+DEFAULT_RESERVED_MEMORY_MIB = 1024
+
+
+def transitional_guests(host: str, facts: Optional[Mapping[str, Any]]) -> List[str]:
+    """Guests of the host in a transitional or error state, each with its state, for the operator."""
+    return ["%s on %s (%s%s)" % (domain["name"], host, domain.get("state"),
+                                 ": %s" % domain["state_reason"] if domain.get("state_reason") else "")
+            for domain in (facts or {}).get("domains") or () if domain.get("transitional")]
+
+
+def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callable[[str], Mapping[str, Any]],
+               facts: Callable[[str], Optional[Mapping[str, Any]]]) -> Dict[str, Any]:
+    """Plan the evacuation of every host of ``scope`` (in that order), cluster by cluster.
+
+    ``inventory`` is every inventory host in inventory order: the other hosts of a cluster are its
+    migration targets. ``host_vars(host)`` gives a host's variables (rm_cluster, rm_host_tags,
+    rm_migration_uri, rm_cpu_overcommit_ratio, rm_memory_overcommit_ratio, rm_reserved_host_memory_mib,
+    rm_host_capacity, rm_host_enabled); ``facts(host)`` what hypervisor_info found there (None:
+    not gathered, the host was unreachable).
+
+    Returns ``clusters`` (each plan as a dict, plus ``blocked``: the transitional guests that block it),
+    ``moves`` (host -> its planned moves, each with the target's migration URI), ``problems``
+    (host -> why it cannot be evacuated) and ``feasible``.
+    """
+    cluster_of = {host: str(host_vars(host).get("rm_cluster") or "") for host in inventory}
+    for host in scope:
+        cluster_of.setdefault(host, str(host_vars(host).get("rm_cluster") or ""))
+    clusters: List[Dict[str, Any]] = []
+    moves: Dict[str, List[Dict[str, str]]] = {}
+    problems: Dict[str, str] = {}
+    ordered = group_by_cluster(scope, cluster_of.__getitem__)
+    for cluster in dict.fromkeys(cluster_of[host] for host in ordered):
+        members = [host for host in inventory if cluster_of[host] == cluster]
+        evacuate = [host for host in ordered if cluster_of[host] == cluster]
+        blocked = [guest for host in members for guest in transitional_guests(host, facts(host))]
+        plan = plan_cluster([_capacity(host, cluster, host_vars(host), facts(host)) for host in members], evacuate)
+        for step in plan.steps:
+            if blocked:
+                problems[step.host] = "cluster %s has guests in a transitional or error state: %s" % (
+                    cluster or "(none)", "; ".join(blocked))
+            elif not step.feasible:
+                problems[step.host] = step.reason
+            moves[step.host] = [{"vm": move.vm, "uuid": move.uuid, "target": move.target,
+                                 "target_uri": _migration_uri(move.target, host_vars(move.target))}
+                                for move in step.moves]
+        clusters.append(dict(plan.to_dict(), blocked=blocked, feasible=plan.feasible and not blocked))
+    return {"clusters": clusters, "moves": moves, "problems": problems, "order": ordered,
+            "feasible": not problems}
+
+
+def _capacity(host: str, cluster: str, variables: Mapping[str, Any], facts: Optional[Mapping[str, Any]]) -> Any:
+    enabled = variables.get("rm_host_enabled", True)
+    return host_capacity(
+        host, cluster, facts, tags=variables.get("rm_host_tags") or (),
+        cpu_overcommit=float(variables.get("rm_cpu_overcommit_ratio", 1.0)),
+        memory_overcommit=float(variables.get("rm_memory_overcommit_ratio", 1.0)),
+        reserved_memory_mib=variables.get("rm_reserved_host_memory_mib", DEFAULT_RESERVED_MEMORY_MIB),
+        override=variables.get("rm_host_capacity") or None,
+        available=bool(enabled) and str(enabled).lower() not in ("false", "no", "0"),
+        unavailable_reason="" if enabled else "disabled (rm_host_enabled)")
+
+
+def _migration_uri(host: str, variables: Mapping[str, Any]) -> str:
+    uri = variables.get("rm_migration_uri")
+    if uri:
+        return str(uri)
+    return "qemu+ssh://%s/system" % (variables.get("ansible_host") or host)
