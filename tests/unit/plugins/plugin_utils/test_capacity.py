@@ -1,0 +1,65 @@
+"""From inventory variables and hypervisor facts to plans: scope order, targets, URIs, blocked clusters."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import plan_scope
+
+
+def domain(name: str, memory: int = 512, **extra: Any) -> Dict[str, Any]:
+    return dict({"name": name, "uuid": "uuid-" + name, "state": "running", "state_reason": "booted", "active": True,
+                 "transitional": False, "persistent": True, "vcpus": 1, "memory_mib": memory, "host_tags": [],
+                 "anti_affinity_groups": [], "migration_blockers": [], "notes": []}, **extra)
+
+
+def facts(*domains: Dict[str, Any]) -> Dict[str, Any]:
+    return {"hostname": "x", "uri": "qemu:///system", "node": {"cpus": 8, "memory_mib": 8192},
+            "maintenance": None, "domains": list(domains)}
+
+
+HOSTS: Dict[str, Dict[str, Any]] = {
+    "a1": {"rm_cluster": "ca", "ansible_host": "10.0.0.1"},
+    "b1": {"rm_cluster": "cb", "rm_migration_uri": "qemu+tls://b1.example/system"},
+    "a2": {"rm_cluster": "ca", "ansible_host": "10.0.0.2"},
+    "b2": {"rm_cluster": "cb"},
+}
+FACTS: Dict[str, Optional[Dict[str, Any]]] = {
+    "a1": facts(domain("web1")), "a2": facts(), "b1": facts(), "b2": facts(domain("db1")),
+}
+
+
+def plan(scope: List[str], host_vars: Dict[str, Dict[str, Any]] = HOSTS,
+         host_facts: Dict[str, Optional[Dict[str, Any]]] = FACTS) -> Dict[str, Any]:
+    return plan_scope(scope, list(host_vars), host_vars.__getitem__, host_facts.get)
+
+
+def test_scope_is_planned_cluster_by_cluster_with_each_targets_migration_uri() -> None:
+    result = plan(["b2", "a1", "b1"])
+    assert result["order"] == ["b2", "b1", "a1"] and result["feasible"]
+    assert [cluster["cluster"] for cluster in result["clusters"]] == ["cb", "ca"]
+    assert result["moves"]["b2"] == [{"vm": "db1", "uuid": "uuid-db1", "target": "b1",
+                                      "target_uri": "qemu+tls://b1.example/system"}]
+    assert result["moves"]["a1"] == [{"vm": "web1", "uuid": "uuid-web1", "target": "a2",
+                                      "target_uri": "qemu+ssh://10.0.0.2/system"}]
+
+
+def test_a_transitional_guest_blocks_its_cluster_only() -> None:
+    host_facts = dict(FACTS, a2=facts(domain("mig", transitional=True, state="paused", state_reason="migration")))
+    result = plan(["a1", "b2"], host_facts=host_facts)
+    assert result["problems"] == {"a1": "cluster ca has guests in a transitional or error state: "
+                                        "mig on a2 (paused: migration)"}
+    assert not result["feasible"] and result["moves"]["b2"][0]["target"] == "b1"
+
+
+def test_a_disabled_or_unreachable_host_is_no_target() -> None:
+    host_vars = dict(HOSTS, a2=dict(HOSTS["a2"], rm_host_enabled=False))
+    assert "web1" in plan(["a1"], host_vars=host_vars)["problems"]["a1"]
+    assert "web1" in plan(["a1"], host_facts=dict(FACTS, a2=None))["problems"]["a1"]
+
+
+def test_reserved_memory_and_overcommit_come_from_the_inventory() -> None:
+    big = dict(FACTS, a1=facts(domain("big", memory=7500)))
+    assert "needs 7500 MiB" in plan(["a1"], host_facts=big)["problems"]["a1"]  # 8192 - 1024 reserved
+    generous = {name: dict(values, rm_reserved_host_memory_mib=0) for name, values in HOSTS.items()}
+    assert plan(["a1"], host_vars=generous, host_facts=big)["feasible"]
