@@ -29,9 +29,10 @@ FACTS: Dict[str, Optional[Dict[str, Any]]] = {
 }
 
 
-def plan(scope: List[str], host_vars: Dict[str, Dict[str, Any]] = HOSTS,
-         host_facts: Dict[str, Optional[Dict[str, Any]]] = FACTS) -> Dict[str, Any]:
-    return plan_scope(scope, list(host_vars), host_vars.__getitem__, host_facts.get)
+def plan(scope: List[str], host_vars: Optional[Dict[str, Dict[str, Any]]] = None,
+         host_facts: Optional[Dict[str, Optional[Dict[str, Any]]]] = None) -> Dict[str, Any]:
+    host_vars = host_vars or HOSTS
+    return plan_scope(scope, list(host_vars), host_vars.__getitem__, (host_facts or FACTS).get)
 
 
 def test_scope_is_planned_cluster_by_cluster_with_each_targets_migration_uri() -> None:
