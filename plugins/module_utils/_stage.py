@@ -57,22 +57,23 @@ def validate_stage(stage: str) -> None:
         raise ValueError("unknown stage %r: expected one of %s" % (stage, ", ".join(STAGES)))
 
 
+def positive_int(name: str, value: Any, unit: str = "", maximum: int = 999999999) -> int:
+    """``value`` as a positive int (an int or a string of digits), or ValueError naming ``name``."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not re.fullmatch(r"[0-9]{1,9}", text) or not 0 < int(text) <= maximum:
+        raise ValueError("%s must be a positive integer%s (at most %d), got %r" % (name, unit, maximum, value))
+    return int(text)
+
+
 def validate_timing(timeout: Any, ping_interval: Any,
                     names: Tuple[str, str] = ("stage_timeout", "ping_interval")) -> Tuple[int, int]:
     """Return (timeout, ping_interval) as ints, or raise ValueError naming the problem (by ``names``)."""
-    values = []
-    for name, value in zip(names, (timeout, ping_interval)):
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError("%s must be a positive integer of seconds, got %r" % (name, value))
-        text = str(value).strip()
-        if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) <= 0:
-            raise ValueError("%s must be a positive integer of seconds (at most 999999999), got %r" % (name, value))
-        values.append(int(text))
-    if values[0] < values[1]:
+    seconds = positive_int(names[0], timeout, " of seconds"), positive_int(names[1], ping_interval, " of seconds")
+    if seconds[0] < seconds[1]:
         raise ValueError(
             "%s (%d s) is lower than %s (%d s): it could run out before the first status poll; raise the "
-            "timeout or lower the interval" % (names[0], values[0], names[1], values[1]))
-    return values[0], values[1]
+            "timeout or lower the interval" % (names[0], seconds[0], names[1], seconds[1]))
+    return seconds
 
 
 def split_payload(payload: str) -> List[str]:

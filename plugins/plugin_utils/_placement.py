@@ -295,25 +295,25 @@ class _Pool:
 
     ``heap``: entries (-free memory, host, version) of every eligible member. ``by_cpu``: the same
     entries in one heap per whole number of free vCPUs (floor), kept only once a search of the pool
-    has met many hosts with the memory but not the vCPUs (None until then); ``cpu_low``/``cpu_high``:
+    has met many hosts with the memory but not the vCPUs (``cpu_indexed``); ``cpu_low``/``cpu_high``:
     the lowest and highest such number with a heap. An entry is current while its host's version is
     the one in it.
     """
 
-    __slots__ = ("tags", "members", "heap", "by_cpu", "cpu_low", "cpu_high", "cpu_entries", "limit")
+    __slots__ = ("tags", "members", "heap", "cpu_indexed", "by_cpu", "cpu_low", "cpu_high", "cpu_entries", "limit")
 
     def __init__(self, tags: frozenset[str], members: list[int]) -> None:
         self.tags = tags
         self.members = members
         self.heap: list[_Entry] = []
-        self.by_cpu: dict[int, list[_Entry]] | None = None
+        self.cpu_indexed = False
+        self.by_cpu: dict[int, list[_Entry]] = {}
         self.cpu_low = 0
         self.cpu_high = -1
         self.cpu_entries = 0
         self.limit = 2 * len(members) + 64   # past this many entries the heaps are rebuilt (stale ones dropped)
 
     def push_by_cpu(self, free_cpu: float, entry: _Entry) -> None:
-        assert self.by_cpu is not None
         level = math.floor(free_cpu)
         heap = self.by_cpu.get(level)
         if heap is None:
@@ -394,7 +394,7 @@ class _Planner:
         version, eligible = self.version, self.eligible
         current = [position for position in pool.members if eligible[position]]
         pool.heap = [(self.used_mem[position] - self.cap_mem[position], position, version[position]) for position in current]
-        if pool.by_cpu is not None:
+        if pool.cpu_indexed:
             pool.by_cpu, pool.cpu_low, pool.cpu_high, pool.cpu_entries = {}, 0, -1, 0
             for entry in pool.heap:
                 pool.push_by_cpu(self.cap_cpu[entry[1]] - self.used_cpu[entry[1]], entry)
@@ -408,7 +408,7 @@ class _Planner:
         entry = (self.used_mem[position] - self.cap_mem[position], position, self.version[position])
         for pool in self.pools_of[position]:
             heapq.heappush(pool.heap, entry)
-            if pool.by_cpu is not None:
+            if pool.cpu_indexed:
                 pool.push_by_cpu(self.cap_cpu[position] - self.used_cpu[position], entry)
             if len(pool.heap) > pool.limit or pool.cpu_entries > pool.limit:
                 self._rebuild(pool)
@@ -533,16 +533,17 @@ class _Planner:
 
     def _find_by_cpu(self, vm: VmDemand, pool: _Pool, most: _Entry) -> int:
         """_find among the hosts with the vCPUs: the best entry of each heap of ``by_cpu`` at or above the need."""
-        if pool.by_cpu is None:
-            pool.by_cpu = {}
+        if not pool.cpu_indexed:
+            pool.cpu_indexed = True
             self._rebuild(pool)
-        assert pool.by_cpu is not None
         version, need_mem, groups = self.version, vm.memory_mib, vm.anti_affinity
         best: _Entry | None = None
         refused: list[int] = []         # hosts with the vCPUs and the memory, holding a VM of the VM's groups
         for level in range(max(math.ceil(vm.vcpus), pool.cpu_low), pool.cpu_high + 1):
             heap = pool.by_cpu.get(level)
-            aside = []
+            if not heap:
+                continue
+            aside: list[_Entry] = []
             while heap:
                 entry = heap[0]
                 position = entry[1]
@@ -558,7 +559,7 @@ class _Planner:
                 refused.append(position)
                 aside.append(heapq.heappop(heap))
             for entry in aside:
-                heapq.heappush(heap, entry)   # type: ignore[arg-type]
+                heapq.heappush(heap, entry)
         if best is None:
             raise self._miss(vm, pool, most, refused, True)
         # Its entry in the heap by memory stays: placing the VM there makes it stale.
@@ -579,8 +580,12 @@ class _Planner:
 
         Applies the moves and returns them, or leaves the state as it was and returns None.
         """
-        hosts = sorted((self.cap_mem[position] - self.used_mem[position], position)
-                       for position in range(len(self.names)) if self.eligible[position])
+        # Free room only shrinks during the step: a host without room for the smallest need never takes a VM.
+        least_mem = min(vm.memory_mib for vm in vms)
+        least_cpu = min(vm.vcpus for vm in vms)
+        hosts = sorted((self.cap_mem[position] - self.used_mem[position], position) for position in range(len(self.names))
+                       if self.eligible[position] and self.cap_mem[position] - self.used_mem[position] >= least_mem
+                       and self.cap_cpu[position] - self.used_cpu[position] >= least_cpu)
         placed: list[tuple[int, VmDemand]] = []
         moves: list[Move] = []
         for vm in vms:
@@ -649,7 +654,6 @@ class _Planner:
 
     def _best_by_cpu(self, pool: _Pool, need_cpu: int) -> _Entry | None:
         """The entry with the most free memory among the pool's eligible hosts with ``need_cpu`` free."""
-        assert pool.by_cpu is not None
         best = None
         for level in range(max(math.ceil(need_cpu), pool.cpu_low), pool.cpu_high + 1):
             heap = pool.by_cpu.get(level)
@@ -662,7 +666,6 @@ class _Planner:
 
     def _most_cpu(self, pool: _Pool) -> int:
         """The pool's eligible host with the most free vCPUs (ties: inventory order)."""
-        assert pool.by_cpu is not None
         for level in range(pool.cpu_high, pool.cpu_low - 1, -1):
             heap = pool.by_cpu.get(level)
             while heap and heap[0][2] != self.version[heap[0][1]]:

@@ -1,0 +1,87 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: rolling_scope
+short_description: Check a rolling maintenance run's inputs and resolve its scope to hosts
+version_added: 0.1.0
+description:
+  - Runs on the controller (an action plugin) and touches no host. It reads the run's variables and fails,
+    naming every problem, when they are wrong, so that a bad run stops before anything is changed.
+  - "Checked: exactly one of C(rm_hosts), C(rm_clusters), C(rm_pods), C(rm_zones) (a list or a comma-separated
+    string) and every name in it matches an inventory host (by name, C(rm_cluster), C(rm_pod) or C(rm_zone));
+    C(rm_stage_timeout), C(rm_wait_maintenance_timeout) and C(rm_ping_interval) are positive integers and
+    neither timeout is below the interval; C(rm_max_parallel_migrations) is a positive integer; C(rm_payload)
+    splits into words without a shell's help; C(rm_run_id) is a safe identifier; every host in scope has a
+    C(rm_cluster) and a known C(rm_executor)."
+  - The hosts in scope come back grouped by cluster, clusters in the order of their first host in the
+    inventory and hosts in inventory order, with every host of the clusters concerned (the migration targets).
+author:
+  - kvmops.rolling engineers (@kvmops)
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Resolve the scope of the run
+  kvmops.rolling.rolling_scope:
+  vars:
+    rm_clusters: c1,c2
+    rm_run_id: "{{ lookup('pipe', 'date +%Y%m%d%H%M%S') }}"
+  register: scope
+"""
+
+RETURN = r"""
+hosts:
+  description: The hosts to maintain, in the order the run visits them.
+  returned: success
+  type: list
+  elements: str
+  sample: [hv1, hv2, hv3, hv4]
+clusters:
+  description: The clusters concerned, in the order they are maintained.
+  returned: success
+  type: list
+  elements: str
+members:
+  description: Cluster name to all its inventory hosts, in inventory order.
+  returned: success
+  type: dict
+cluster_hosts:
+  description: Every host of the clusters concerned, cluster after cluster.
+  returned: success
+  type: list
+  elements: str
+cluster_of:
+  description: Host name to cluster name, for every host of the clusters concerned.
+  returned: success
+  type: dict
+kind:
+  description: Which scope variable was given.
+  returned: success
+  type: str
+names:
+  description: The names given in it.
+  returned: success
+  type: list
+  elements: str
+run_id:
+  description: The run's identifier.
+  returned: success
+  type: str
+settings:
+  description: The checked timing settings as integers.
+  returned: success
+  type: dict
+"""

@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The run's inputs, checked before anything touches a host, and the hosts they put in scope, in order.
+
+Pure: the caller hands in the run variables and each inventory host's variables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Sequence
+
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
+    EXECUTORS,
+    PayloadError,
+    positive_int,
+    split_payload,
+    validate_timing,
+)
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import group_by_cluster
+
+# Scope variable -> the host variable it matches (None: the inventory host name itself).
+SCOPES: Dict[str, Any] = {"rm_hosts": None, "rm_clusters": "rm_cluster", "rm_pods": "rm_pod", "rm_zones": "rm_zone"}
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class ScopeError(ValueError):
+    """Bad input: the run must not start."""
+
+
+@dataclass
+class Scope:
+    run_id: str
+    kind: str                     # rm_hosts, rm_clusters, rm_pods or rm_zones
+    names: List[str]              # what the operator asked for
+    hosts: List[str]              # hosts to maintain, cluster after cluster, inventory order
+    cluster_of: Dict[str, str]    # every host of the clusters concerned -> its cluster
+    members: Dict[str, List[str]] = field(default_factory=dict)  # cluster -> all its hosts, inventory order
+    settings: Dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"run_id": self.run_id, "kind": self.kind, "names": self.names, "hosts": self.hosts,
+                "clusters": list(self.members), "members": self.members, "cluster_of": self.cluster_of,
+                "cluster_hosts": [host for members in self.members.values() for host in members],
+                "settings": self.settings}
+
+
+def names_of(value: Any) -> List[str]:
+    """A scope value as names: a list, or a comma-separated string; blanks dropped."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items: Sequence[Any] = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        raise ScopeError("a scope must be a list or a comma-separated string of names, got %r" % (value,))
+    names = []
+    for item in items:
+        if not isinstance(item, (str, int)) or isinstance(item, bool):
+            raise ScopeError("scope names must be strings, got %r" % (item,))
+        name = str(item).strip()
+        if name:
+            names.append(name)
+    return names
+
+
+def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
+            host_vars: Callable[[str], Mapping[str, Any]]) -> Scope:
+    """Check the run's inputs and work out its hosts; raise ScopeError naming every problem found."""
+    problems: List[str] = []
+    given = {kind: names_of(run_vars.get(kind)) for kind in SCOPES}
+    chosen = [kind for kind, names in given.items() if names]
+    if not chosen:
+        problems.append("no scope: set exactly one of %s" % ", ".join(SCOPES))
+    elif len(chosen) > 1:
+        problems.append("more than one scope (%s): set exactly one of %s" % (", ".join(chosen), ", ".join(SCOPES)))
+    settings: Dict[str, int] = {}
+    for timeout_name in ("rm_stage_timeout", "rm_wait_maintenance_timeout"):
+        try:
+            settings[timeout_name], settings["rm_ping_interval"] = validate_timing(
+                run_vars.get(timeout_name), run_vars.get("rm_ping_interval"), names=(timeout_name, "rm_ping_interval"))
+        except ValueError as exc:
+            problems.append(str(exc))
+    try:
+        settings["rm_max_parallel_migrations"] = positive_int(
+            "rm_max_parallel_migrations", run_vars.get("rm_max_parallel_migrations"), maximum=64)
+    except ValueError as exc:
+        problems.append(str(exc))
+    payload = run_vars.get("rm_payload") or ""
+    if not isinstance(payload, str):
+        problems.append("rm_payload must be a string, got %r" % (payload,))
+    else:
+        try:
+            split_payload(payload)
+        except PayloadError as exc:
+            problems.append("rm_payload: %s" % exc)
+    run_id = str(run_vars.get("rm_run_id") or "")
+    if not RUN_ID_PATTERN.match(run_id):
+        problems.append("rm_run_id %r: use 1 to 64 letters, digits, '-' or '_'" % run_id)
+    if problems or not chosen:
+        raise ScopeError("; ".join(problems))
+
+    kind = chosen[0]
+    variable = SCOPES[kind]
+    asked = given[kind]
+    cluster_of = {host: str(host_vars(host).get("rm_cluster") or "") for host in inventory}
+    if variable is None:
+        matching = [host for host in inventory if host in asked]
+        unknown = [name for name in asked if name not in cluster_of]
+    else:
+        matching = [host for host in inventory if str(host_vars(host).get(variable) or "") in asked]
+        found = {str(host_vars(host).get(variable) or "") for host in matching}
+        unknown = [name for name in asked if name not in found]
+    if unknown:
+        raise ScopeError("%s: no inventory host %s %s" % (
+            kind, "is named" if variable is None else "has %s =" % variable, ", ".join(repr(name) for name in unknown)))
+    for host in matching:
+        if not cluster_of[host]:
+            problems.append("host %s has no rm_cluster: every host must belong to a cluster" % host)
+        executor = host_vars(host).get("rm_executor", "service")
+        if executor not in EXECUTORS:
+            problems.append("host %s: unknown rm_executor %r (expected %s)" % (host, executor, " or ".join(EXECUTORS)))
+    if problems:
+        raise ScopeError("; ".join(problems))
+    hosts = group_by_cluster(matching, cluster_of.__getitem__)
+    members: Dict[str, List[str]] = {}
+    for cluster in dict.fromkeys(cluster_of[host] for host in hosts):
+        members[cluster] = [host for host in inventory if cluster_of[host] == cluster]
+    return Scope(run_id=run_id, kind=kind, names=asked, hosts=hosts,
+                 cluster_of={host: cluster_of[host] for members_ in members.values() for host in members_},
+                 members=members, settings=settings)

@@ -1,0 +1,81 @@
+"""The run's inputs: exactly one scope, names that exist, sane timings; hosts in cluster order."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import pytest
+
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._scope import ScopeError, names_of, resolve
+
+INVENTORY: Dict[str, Dict[str, Any]] = {
+    "hv1": {"rm_cluster": "c1", "rm_pod": "p1", "rm_zone": "z1"},
+    "hv4": {"rm_cluster": "c2", "rm_pod": "p2", "rm_zone": "z1"},
+    "hv2": {"rm_cluster": "c1", "rm_pod": "p1", "rm_zone": "z1"},
+    "hv5": {"rm_cluster": "c2", "rm_pod": "p2", "rm_zone": "z1"},
+    "hv9": {"rm_cluster": "c9", "rm_pod": "p9", "rm_zone": "z2", "rm_executor": "agent"},
+}
+DEFAULTS = {"rm_stage_timeout": 1800, "rm_ping_interval": 10, "rm_wait_maintenance_timeout": 1800,
+            "rm_max_parallel_migrations": 2, "rm_payload": "", "rm_run_id": "run1"}
+
+
+def scope(**run_vars: Any) -> Any:
+    return resolve(dict(DEFAULTS, **run_vars), list(INVENTORY), INVENTORY.__getitem__)
+
+
+@pytest.mark.parametrize(("run_vars", "hosts"), [
+    ({"rm_hosts": "hv2,hv1"}, ["hv1", "hv2"]),
+    ({"rm_hosts": ["hv5", "hv1"]}, ["hv1", "hv5"]),
+    ({"rm_clusters": "c2"}, ["hv4", "hv5"]),
+    ({"rm_pods": ["p1", "p2"]}, ["hv1", "hv2", "hv4", "hv5"]),
+    ({"rm_zones": "z1"}, ["hv1", "hv2", "hv4", "hv5"]),
+    ({"rm_zones": " z2 , "}, ["hv9"]),
+])
+def test_scope_resolves_to_hosts_grouped_by_cluster_in_inventory_order(run_vars: Dict[str, Any], hosts: list) -> None:
+    assert scope(**run_vars).hosts == hosts
+
+
+def test_scope_knows_every_member_of_the_clusters_concerned() -> None:
+    resolved = scope(rm_hosts="hv5")
+    assert resolved.members == {"c2": ["hv4", "hv5"]}
+    assert resolved.as_dict()["cluster_hosts"] == ["hv4", "hv5"]
+
+
+@pytest.mark.parametrize(("run_vars", "complaint"), [
+    ({}, "no scope: set exactly one of rm_hosts, rm_clusters, rm_pods, rm_zones"),
+    ({"rm_hosts": " , "}, "no scope"),
+    ({"rm_hosts": "hv1", "rm_clusters": "c1"}, "more than one scope (rm_hosts, rm_clusters)"),
+    ({"rm_clusters": "c1,c7"}, "rm_clusters: no inventory host has rm_cluster = 'c7'"),
+    ({"rm_hosts": "hv1; reboot"}, "rm_hosts: no inventory host is named 'hv1; reboot'"),
+    ({"rm_hosts": "hv1", "rm_stage_timeout": 5, "rm_ping_interval": 10},
+     "rm_stage_timeout (5 s) is lower than rm_ping_interval (10 s)"),
+    ({"rm_hosts": "hv1", "rm_stage_timeout": 0}, "rm_stage_timeout must be a positive integer"),
+    ({"rm_hosts": "hv1", "rm_stage_timeout": -1}, "rm_stage_timeout must be a positive integer"),
+    ({"rm_hosts": "hv1", "rm_stage_timeout": "abc"}, "rm_stage_timeout must be a positive integer"),
+    ({"rm_hosts": "hv1", "rm_stage_timeout": 10 ** 12}, "rm_stage_timeout must be a positive integer"),
+    ({"rm_hosts": "hv1", "rm_wait_maintenance_timeout": 3}, "rm_wait_maintenance_timeout (3 s) is lower"),
+    ({"rm_hosts": "hv1", "rm_max_parallel_migrations": 0}, "rm_max_parallel_migrations must be a positive integer"),
+    ({"rm_hosts": "hv1", "rm_payload": "a; b"}, "rm_payload: payload has an unquoted shell operator ';'"),
+    ({"rm_hosts": "hv1", "rm_run_id": "../x"}, "rm_run_id '../x'"),
+])
+def test_bad_input_is_refused_naming_the_problem(run_vars: Dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ScopeError) as caught:
+        scope(**run_vars)
+    assert complaint in str(caught.value)
+
+
+def test_equal_timeout_and_interval_is_accepted() -> None:
+    assert scope(rm_hosts="hv1", rm_stage_timeout=10, rm_ping_interval=10).settings["rm_stage_timeout"] == 10
+
+
+def test_an_unknown_executor_is_refused() -> None:
+    inventory = dict(INVENTORY, hv9=dict(INVENTORY["hv9"], rm_executor="systemd"))
+    with pytest.raises(ScopeError, match="host hv9: unknown rm_executor 'systemd'"):
+        resolve(dict(DEFAULTS, rm_hosts="hv9"), list(inventory), inventory.__getitem__)
+
+
+def test_names_of() -> None:
+    assert names_of("a, b,,c ") == ["a", "b", "c"]
+    assert names_of(None) == []
+    with pytest.raises(ScopeError):
+        names_of({"a": 1})
