@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmops.rolling engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Maintenance mode of a KVM host: the mark in its state dir, and the evacuation of its guests by live migration.
+"""Maintenance mode of a KVM host: the evacuation of its guests by live migration.
 
 The evacuation talks to libvirt through objects handed to it (a connection factory), so its rules
 are tested with fakes: migrate each planned guest, several at a time; stop at the first failure,
@@ -11,16 +11,11 @@ exactly once (resuming one that a failed migration left paused); report what mov
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
-
-MAINTENANCE_FILE = "maintenance.json"
 
 # virDomainMigrateFlags (libvirt's stable ABI), so this file needs no libvirt import.
 MIGRATE_LIVE = 1
@@ -83,34 +78,6 @@ def parse_moves(raw: Sequence[Mapping[str, Any]], host: str) -> List[PlannedMove
         seen.add(item["uuid"])
         moves.append(PlannedMove(str(item["vm"]), str(item["uuid"]), str(item["target"]), str(item["target_uri"])))
     return moves
-
-
-def maintenance_path(state_dir: str) -> str:
-    return os.path.join(state_dir, MAINTENANCE_FILE)
-
-
-def read_mark(state_dir: str) -> Optional[Dict[str, Any]]:
-    """The maintenance mark of this host, or None when it is not in maintenance."""
-    try:
-        with open(maintenance_path(state_dir)) as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        return None
-    return data if isinstance(data, dict) else {"corrupt": True}
-
-
-def write_mark(state_dir: str, mark: Mapping[str, Any]) -> None:
-    """Mark the host in maintenance: from now on it is never chosen as a migration target."""
-    write_atomic(maintenance_path(state_dir), json.dumps(mark, sort_keys=True))
-
-
-def remove_mark(state_dir: str) -> bool:
-    """Take the host out of maintenance; False when it was not in maintenance."""
-    try:
-        os.unlink(maintenance_path(state_dir))
-    except FileNotFoundError:
-        return False
-    return True
 
 
 @dataclass

@@ -174,9 +174,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import 
     Evacuation,
     EvacuationError,
     parse_moves,
-    read_mark,
-    remove_mark,
-    write_mark,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     CancelRequest,
@@ -193,6 +190,13 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
     LIBVIRT_REQUIREMENT,
     libvirt_error_message,
     open_connection,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
+    MAINTENANCE_MARK,
+    MarkError,
+    read_mark,
+    remove_mark,
+    write_mark,
 )
 
 INTERNAL_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -220,10 +224,10 @@ def evacuate(store: JobStore, job: Dict[str, Any], params: Dict[str, Any]) -> No
         outcome = {"status": "failed", "msg": libvirt_error_message(exc, "evacuating the host", uri=uri)}
     in_maintenance = outcome["status"] == "ok"
     if in_maintenance:
-        write_mark(params["state_dir"], dict(read_mark(params["state_dir"]) or {}, state="in_maintenance",
-                                             entered_at=time.time()))
+        mark = read_mark(params["state_dir"], MAINTENANCE_MARK) or {}
+        write_mark(params["state_dir"], MAINTENANCE_MARK, dict(mark, state="in_maintenance", entered_at=time.time()))
     else:
-        remove_mark(params["state_dir"])
+        remove_mark(params["state_dir"], MAINTENANCE_MARK)
         outcome["msg"] += "; the host left maintenance again"
     now = time.time()
     store.write_result({**job, **outcome, "in_maintenance": in_maintenance, "started_at": job["created_at"],
@@ -250,12 +254,13 @@ def enter(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
     job = {"job_id": job_id, "run_id": params["run_id"], "kind": "evacuation", "label": "evacuation",
            "host": params["host_name"], "created_at": time.time(), "boot_id": boot_id,
            "planned": len(moves)}
-    write_mark(params["state_dir"], {"run_id": params["run_id"], "host": params["host_name"], "job_id": job_id,
-                                     "state": "evacuating", "since": job["created_at"]})
+    write_mark(params["state_dir"], MAINTENANCE_MARK, {"run_id": params["run_id"], "host": params["host_name"],
+                                                       "job_id": job_id, "state": "evacuating",
+                                                       "since": job["created_at"]})
     try:
         start_detached(store, job, lambda: evacuate(store, job, params))
     except JobError:
-        remove_mark(params["state_dir"])
+        remove_mark(params["state_dir"], MAINTENANCE_MARK)
         raise
     return poll_result(store, job_id, params["_wait"])
 
@@ -263,17 +268,21 @@ def enter(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
 def poll_result(store: JobStore, job_id: str, wait: float) -> Dict[str, Any]:
     status, fields = poll(store, job_id, wait)
     # A job settled without its runner (reboot, runner gone) says nothing about the mark: read it.
-    fields.setdefault("in_maintenance", read_mark(store.state_dir) is not None)
+    fields.setdefault("in_maintenance", in_maintenance(store.state_dir))
     return dict(fields, status=status, changed=True)
+
+
+def in_maintenance(state_dir: str) -> bool:
+    return read_mark(state_dir, MAINTENANCE_MARK) is not None
 
 
 def leave(module: AnsibleModule) -> Dict[str, Any]:
     state_dir = module.params["state_dir"]
-    mark = read_mark(state_dir)
+    mark = read_mark(state_dir, MAINTENANCE_MARK)
     if mark is None:
         return {"status": "ok", "in_maintenance": False, "changed": False, "msg": "the host was not in maintenance"}
     if not module.check_mode:
-        remove_mark(state_dir)
+        remove_mark(state_dir, MAINTENANCE_MARK)
     return {"status": "ok", "in_maintenance": module.check_mode, "changed": True, "mark": mark,
             "msg": "the host left maintenance (it was in maintenance for run %s)" % mark.get("run_id")}
 
@@ -297,12 +306,13 @@ def main() -> None:
         else:
             status, fields = cancel(JobStore(params["state_dir"]), job_id)
             result = dict(fields, status=status)
-    except (EvacuationError, JobError) as exc:
-        module.fail_json(msg=str(exc), status="failed", in_maintenance=read_mark(params["state_dir"]) is not None)
+    except (EvacuationError, JobError, MarkError) as exc:
+        module.fail_json(msg=str(exc), status="failed", in_maintenance=os.path.exists(
+            os.path.join(params["state_dir"], MAINTENANCE_MARK)))
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.strerror, exc.filename or ""), status="failed",
                          exception=traceback.format_exc())
-    result.setdefault("in_maintenance", read_mark(params["state_dir"]) is not None)
+    result.setdefault("in_maintenance", in_maintenance(params["state_dir"]))
     module.exit_json(**result)
 
 

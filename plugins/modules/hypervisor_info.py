@@ -22,7 +22,8 @@ description:
     C(<interface type='hostdev'>)) or a disk (or backing file) that is a host path outside
     O(shared_storage_paths); network disks (rbd, iSCSI, NBD, Gluster, ...) count as shared.
   - Also reports whether the host is in maintenance, from the state file C(maintenance.json) in O(state_dir)
-    that the collection's maintenance module writes.
+    that the collection's maintenance module writes, and whether a rolling maintenance run disabled its
+    cluster (C(cluster.json)).
   - The node's free memory as libvirt reports it is deliberately left out; compute it from the node's memory
     and the domains.
   - Changes nothing; the connection to libvirt is read-only.
@@ -235,11 +236,17 @@ hypervisor:
       returned: success
       type: dict
       sample: null
+    cluster_mark:
+      description:
+        - The content of O(state_dir)/cluster.json, which a rolling maintenance run writes on every host of a cluster
+          it disabled (the run id and since when).
+        - Null when the file does not exist.
+      returned: success
+      type: dict
+      sample: {"cluster": "c1", "run_id": "20261124-2210", "since": 1795555000.0}
 """
 
-import json
-import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
@@ -250,39 +257,18 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
     open_connection,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import gather
-
-MAINTENANCE_FILE = "maintenance.json"
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
+    CLUSTER_MARK,
+    MAINTENANCE_MARK,
+    MarkError,
+    read_mark,
+)
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "uri": {"type": "str", "default": "qemu:///system"},
     "shared_storage_paths": {"type": "list", "elements": "path", "default": []},
     "state_dir": {"type": "path", "default": "/var/lib/kvm-rolling-maintenance"},
 }
-
-
-class MaintenanceStateError(Exception):
-    """The maintenance state file exists but cannot be read or parsed."""
-
-
-def read_maintenance(state_dir: str) -> Optional[Any]:
-    """The parsed content of state_dir/maintenance.json; None when it (or the directory) does not exist."""
-    path = os.path.join(state_dir, MAINTENANCE_FILE)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise MaintenanceStateError(
-            "cannot read the maintenance state %s: %s%s; whether the host is in maintenance is unknown"
-            % (path, exc.strerror, " (run the module as root, with become)" if exc.errno in (1, 13) else ""))
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MaintenanceStateError(
-            "the maintenance state %s is corrupt (%s: %s); whether the host is in maintenance is unknown: "
-            "inspect the file, then restore or remove it"
-            % (path, "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not valid JSON", exc))
 
 
 def inventory(uri: str, shared_storage_paths: List[str]) -> Dict[str, Any]:
@@ -306,8 +292,9 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib(LIBVIRT_REQUIREMENT), exception=LIBVIRT_IMPORT_ERROR)
     try:
         hypervisor = inventory(module.params["uri"], module.params["shared_storage_paths"] or [])
-        hypervisor["maintenance"] = read_maintenance(module.params["state_dir"])
-    except (RuntimeError, MaintenanceStateError) as exc:
+        hypervisor["maintenance"] = read_mark(module.params["state_dir"], MAINTENANCE_MARK)
+        hypervisor["cluster_mark"] = read_mark(module.params["state_dir"], CLUSTER_MARK)
+    except (RuntimeError, MarkError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, hypervisor=hypervisor)
 

@@ -17,10 +17,15 @@ host with the most free memory (worst fit: spreads the load; ties by inventory o
 leaves a VM without a target although every such VM would fit alone, best fit (least free memory
 that fits) is tried in the same order before the step is declared infeasible.
 
+A step that leaves any VM without a target is infeasible: the run skips that host, so none of its
+moves are applied for later steps. Reasons name the constraint that removed the last candidates,
+filtering in this order: availability, tags, memory, vCPUs, anti-affinity.
+
 Speed: per required tag set (the empty set: every host) a heap of the eligible hosts keyed by free
-memory, with lazy invalidation (an entry is current while its host's version is); a VM without
-anti-affinity groups whose most-free host has the vCPUs takes one pop. Hosts are only scanned (in
-heap order) when vCPUs or anti-affinity reject the hosts with the most free memory.
+memory, with lazy invalidation (an entry is current while its host's version is); a VM whose
+most-free host has the vCPUs and no VM of its groups takes one pop. Hosts are only walked (in heap
+order) when vCPUs or anti-affinity turn the most-free ones down; once more than a few lack the
+vCPUs, the pool is also indexed by whole free vCPUs and searched that way (scarce-vCPU clusters).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ _Entry = tuple[float, int, int]
 
 # Kinds of failure; a step is retried with best fit only when every failure is of a room kind.
 _ROOM_KINDS = frozenset(("memory", "vcpus", "anti-affinity"))
-# A search that meets more hosts than this with the memory but not the vCPUs walks the hosts by free vCPUs too.
+# A search that meets more hosts than this with the memory but not the vCPUs searches by free vCPUs instead.
 _CPU_SHORT_LIMIT = 8
 
 

@@ -15,10 +15,8 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import 
     EvacuationError,
     PlannedMove,
     parse_moves,
-    read_mark,
-    remove_mark,
-    write_mark,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import read_mark, remove_mark, write_mark
 
 
 class FakeError(Exception):
@@ -197,8 +195,8 @@ def test_bad_plans_are_refused(raw: List[Dict[str, str]], complaint: str) -> Non
         parse_moves(raw, "src")
 
 
-def test_the_maintenance_mark(tmp_path: Any) -> None:
-    assert read_mark(str(tmp_path)) is None and remove_mark(str(tmp_path)) is False
-    write_mark(str(tmp_path), {"run_id": "r1"})
-    assert read_mark(str(tmp_path)) == {"run_id": "r1"}
-    assert remove_mark(str(tmp_path)) is True and read_mark(str(tmp_path)) is None
+def test_marks_are_written_read_and_removed(tmp_path: Any) -> None:
+    assert read_mark(str(tmp_path), "m.json") is None and remove_mark(str(tmp_path), "m.json") is False
+    write_mark(str(tmp_path), "m.json", {"run_id": "r1"})
+    assert read_mark(str(tmp_path), "m.json") == {"run_id": "r1"}
+    assert remove_mark(str(tmp_path), "m.json") is True and read_mark(str(tmp_path), "m.json") is None

@@ -27,10 +27,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory 
     libvirt_version_string,
     parse_domain_xml,
 )
-from ansible_collections.kvmops.rolling.plugins.modules.hypervisor_info import (
-    MaintenanceStateError,
-    read_maintenance,
-)
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import MAINTENANCE_MARK, MarkError, read_mark
 
 NS = PLACEMENT_NAMESPACE
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
@@ -593,18 +590,18 @@ def test_libvirt_error_message_for_any_exception() -> None:
     assert libvirt_error_message(RuntimeError(), "reading") == "reading failed: RuntimeError"
 
 
-# --- the hypervisor_info module's maintenance state ------------------------------------------------
+# --- the marks in the state dir (hypervisor_info reports them) --------------------------------------
 
 def test_maintenance_state_missing_file_or_dir_is_none(tmp_path: Path) -> None:
-    assert read_maintenance(str(tmp_path)) is None
-    assert read_maintenance(str(tmp_path / "missing")) is None
+    assert read_mark(str(tmp_path), MAINTENANCE_MARK) is None
+    assert read_mark(str(tmp_path / "missing"), MAINTENANCE_MARK) is None
     (tmp_path / "file").write_text("")
-    assert read_maintenance(str(tmp_path / "file")) is None  # state_dir is a file: nothing inside it
+    assert read_mark(str(tmp_path / "file"), MAINTENANCE_MARK) is None  # state_dir is a file: nothing inside it
 
 
 def test_maintenance_state_is_parsed(tmp_path: Path) -> None:
     (tmp_path / "maintenance.json").write_text('{"run_id": "r1", "since": 1700000000}')
-    assert read_maintenance(str(tmp_path)) == {"run_id": "r1", "since": 1700000000}
+    assert read_mark(str(tmp_path), MAINTENANCE_MARK) == {"run_id": "r1", "since": 1700000000}
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -614,11 +611,17 @@ def test_maintenance_state_is_parsed(tmp_path: Path) -> None:
 ])
 def test_corrupt_maintenance_state_is_reported(tmp_path: Path, content: bytes, message: str) -> None:
     (tmp_path / "maintenance.json").write_bytes(content)
-    with pytest.raises(MaintenanceStateError, match=r"maintenance state .*maintenance\.json %s" % message.replace("(", r"\(")):
-        read_maintenance(str(tmp_path))
+    with pytest.raises(MarkError, match=r"maintenance\.json %s" % message.replace("(", r"\(")):
+        read_mark(str(tmp_path), MAINTENANCE_MARK)
+
+
+def test_a_mark_that_is_not_an_object_is_corrupt(tmp_path: Path) -> None:
+    (tmp_path / "maintenance.json").write_text("[1, 2]")
+    with pytest.raises(MarkError, match="not a JSON object"):
+        read_mark(str(tmp_path), MAINTENANCE_MARK)
 
 
 def test_unreadable_maintenance_state_is_reported(tmp_path: Path) -> None:
     (tmp_path / "maintenance.json").mkdir()
-    with pytest.raises(MaintenanceStateError, match="cannot read the maintenance state .*: Is a directory"):
-        read_maintenance(str(tmp_path))
+    with pytest.raises(MarkError, match=r"cannot read .*maintenance\.json: Is a directory"):
+        read_mark(str(tmp_path), MAINTENANCE_MARK)
