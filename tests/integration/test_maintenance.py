@@ -50,7 +50,8 @@ def maintenance_playbook(tmp_path: Path, evacuate: str, moves: Any = None, extra
         ]},
         {"hosts": "localhost", "gather_facts": False, "tasks": [
             {"kvmops.rolling.capacity_plan": {"hosts": [evacuate]}, "register": "plan", "ignore_errors": True},
-            {"ansible.builtin.copy": {"content": "{{ plan | to_json }}", "dest": str(out / "plan.json")}},
+            {"ansible.builtin.copy": {"content": "{{ plan | to_json }}", "dest": str(out / "plan.json")},
+             "check_mode": False},
         ]},
         {"hosts": evacuate, "gather_facts": False, "tasks": [
             {"ansible.builtin.meta": "end_play", "when": "moves is none and hostvars.localhost.plan is failed",
@@ -60,10 +61,10 @@ def maintenance_playbook(tmp_path: Path, evacuate: str, moves: Any = None, extra
                  "moves": moves if moves is not None else "{{ hostvars.localhost.plan.moves[inventory_hostname] }}"},
                 **options), "register": "evacuation", "ignore_errors": True},
             {"ansible.builtin.copy": {"content": "{{ evacuation | to_json }}", "dest": str(out / "evacuation.json")},
-             "delegate_to": "localhost"},
+             "delegate_to": "localhost", "check_mode": False},
             {"kvmops.rolling.hypervisor_info": {}, "register": "during"},
             {"ansible.builtin.copy": {"content": "{{ during.hypervisor.maintenance | to_json }}",
-                                      "dest": str(out / "mark.json")}, "delegate_to": "localhost"},
+                                      "dest": str(out / "mark.json")}, "delegate_to": "localhost", "check_mode": False},
             {"kvmops.rolling.host_maintenance": {"state": "absent"}},
         ]},
     ]
@@ -180,3 +181,14 @@ def test_a_migration_failing_mid_evacuation_leaves_maintenance_and_loses_no_gues
     assert outcome == {"t-m1": ("moved", "hv2"), "t-m2": ("failed", "hv3")}
     assert "the migration of t-m2 to hv3 failed" in evacuation["msg"]
     assert lab.guest_host("t-m1") == "hv2" and lab.guest_host("t-m2") == "hv1"
+
+
+def test_check_mode_shows_the_plan_and_moves_nothing(lab: Lab, guests: List[str], tmp_path: Path) -> None:
+    before = lab.running_guests()
+    found = run(lab, tmp_path, maintenance_playbook(tmp_path, "hv2"), "--check")
+    evacuation = found["evacuation"]
+    assert evacuation["status"] == "would_run" and not evacuation["failed"], evacuation
+    planned = {move["vm"] for move in evacuation["moves"]}
+    assert planned == {name for name, hosts in before.items() if hosts == ["hv2"]} and planned
+    assert lab.running_guests() == before
+    assert lab.exec("hv2", "test", "-e", "/var/lib/kvm-rolling-maintenance/maintenance.json", check=False).returncode
