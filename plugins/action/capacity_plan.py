@@ -14,6 +14,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import pl
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "hosts": {"type": "list", "elements": "str", "required": True},
     "facts_var": {"type": "str", "default": "rm_hypervisor"},
+    "errors_var": {"type": "str", "default": "rm_gather_error"},
     "fail_on_infeasible": {"type": "bool", "default": True},
 }
 
@@ -41,7 +42,8 @@ class ActionModule(ActionBase):
             return value if isinstance(value, dict) else None
 
         try:
-            plan = plan_scope(args["hosts"], inventory, host_vars, facts)
+            errors = {host: str(hostvars[host].get(args["errors_var"]) or "") for host in args["hosts"]}
+            plan = plan_scope(args["hosts"], inventory, host_vars, facts, errors)
         except ValueError as exc:
             raise AnsibleActionFail("capacity check: %s" % exc)
         result.update(plan, changed=False)

@@ -16,6 +16,11 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_job_action import HostJobAction
 
 
+# What the rolling maintenance report keeps of a stage.
+SUMMARY_KEYS = ("status", "succeeded", "rc", "signal", "duration", "elapsed", "started_at", "ended_at", "script",
+                "stdout_tail", "stderr_tail", "msg")
+
+
 class ActionModule(HostJobAction):
     MODULE = "kvmops.rolling.maintenance_stage"
     ARGUMENT_SPEC = STAGE_ARGUMENT_SPEC
@@ -38,3 +43,4 @@ class ActionModule(HostJobAction):
             stage_succeeded(result["status"], args["stage"], args["rebooted_ok"])
         # Always set: Ansible would otherwise take any non-zero rc (70 included) for a failure.
         result["failed"] = not result["succeeded"]
+        result["summary"] = {key: result.get(key) for key in SUMMARY_KEYS}

@@ -36,6 +36,11 @@ options:
     description: Name of the host variable holding each host's C(hypervisor_info) result (its C(hypervisor) value).
     type: str
     default: rm_hypervisor
+  errors_var:
+    description: Name of the host variable holding why a host's facts could not be gathered (empty when they were);
+      a host of O(hosts) with such an error cannot be maintained.
+    type: str
+    default: rm_gather_error
   fail_on_infeasible:
     description: Fail the task, naming every guest that cannot move and why, when any host cannot be evacuated.
     type: bool
@@ -83,4 +88,10 @@ problems:
   description: Host name to why it cannot be evacuated.
   returned: always
   type: dict
+lines:
+  description: The plan in words, one line per host in the order of the run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["c1/hv1: hv1-vm1 -> hv2, hv1-vm2 -> hv3", "c1/hv2: no running guest to move"]
 """

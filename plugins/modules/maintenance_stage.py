@@ -203,6 +203,11 @@ elapsed:
   description: Seconds from the start of the task until the controller saw the stage end.
   returned: always
   type: float
+summary:
+  description: What a report keeps of the stage (status, succeeded, rc, signal, duration, elapsed, started_at, ended_at,
+    script, stdout_tail, stderr_tail, msg).
+  returned: always
+  type: dict
 reconnects:
   description: How many times the controller had to reconnect to the host while the stage ran.
   returned: always

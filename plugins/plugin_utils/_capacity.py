@@ -24,7 +24,8 @@ def transitional_guests(host: str, facts: Optional[Mapping[str, Any]]) -> List[s
 
 
 def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callable[[str], Mapping[str, Any]],
-               facts: Callable[[str], Optional[Mapping[str, Any]]]) -> Dict[str, Any]:
+               facts: Callable[[str], Optional[Mapping[str, Any]]],
+               gather_errors: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     """Plan the evacuation of every host of ``scope`` (in that order), cluster by cluster.
 
     ``inventory`` is every inventory host in inventory order: the other hosts of a cluster are its
@@ -33,9 +34,11 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
     rm_host_capacity, rm_host_enabled); ``facts(host)`` what hypervisor_info found there (None:
     not gathered, the host was unreachable).
 
+    ``gather_errors`` (host -> why its facts could not be gathered) makes those hosts of the scope problems.
+
     Returns ``clusters`` (each plan as a dict, plus ``blocked``: the transitional guests that block it),
     ``moves`` (host -> its planned moves, each with the target's migration URI), ``problems``
-    (host -> why it cannot be evacuated) and ``feasible``.
+    (host -> why it cannot be evacuated), ``lines`` (the plan in words) and ``feasible``.
     """
     cluster_of = {host: str(host_vars(host).get("rm_cluster") or "") for host in inventory}
     for host in scope:
@@ -50,7 +53,9 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
         blocked = [guest for host in members for guest in transitional_guests(host, facts(host))]
         plan = plan_cluster([_capacity(host, cluster, host_vars(host), facts(host)) for host in members], evacuate)
         for step in plan.steps:
-            if blocked:
+            if (gather_errors or {}).get(step.host):
+                problems[step.host] = "could not be gathered: %s" % (gather_errors or {})[step.host]
+            elif blocked:
                 problems[step.host] = "cluster %s has guests in a transitional or error state: %s" % (
                     cluster or "(none)", "; ".join(blocked))
             elif not step.feasible:
@@ -60,7 +65,21 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
                                 for move in step.moves]
         clusters.append(dict(plan.to_dict(), blocked=blocked, feasible=plan.feasible and not blocked))
     return {"clusters": clusters, "moves": moves, "problems": problems, "order": ordered,
-            "feasible": not problems}
+            "feasible": not problems, "lines": plan_lines(clusters, problems)}
+
+
+def plan_lines(clusters: Sequence[Mapping[str, Any]], problems: Mapping[str, str]) -> List[str]:
+    """The plan as an operator reads it: one line per host, in the order of the run."""
+    lines = []
+    for cluster in clusters:
+        for step in cluster["steps"]:
+            host = step["host"]
+            if host in problems:
+                lines.append("%s/%s: cannot be maintained: %s" % (cluster["cluster"], host, problems[host]))
+            else:
+                moves = ", ".join("%s -> %s" % (move["vm"], move["target"]) for move in step["moves"])
+                lines.append("%s/%s: %s" % (cluster["cluster"], host, moves or "no running guest to move"))
+    return lines
 
 
 def _capacity(host: str, cluster: str, variables: Mapping[str, Any], facts: Optional[Mapping[str, Any]]) -> Any:

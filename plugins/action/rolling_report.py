@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Builds the rolling maintenance report from the run's records on the controller and writes it as JSON."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any, Dict, Optional
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import build_report, report_lines
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"path": {"type": "path", "required": True}}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        hostvars = task_vars["hostvars"]
+        run = task_vars["rm_run"]
+        records = [hostvars[host].get("rm_record") or {"host": host, "cluster": run["cluster_of"].get(host, "")}
+                   for host in run["hosts"]]
+        state = {
+            "aborted": task_vars.get("rm_aborted", False), "abort_reason": task_vars.get("rm_abort_reason", ""),
+            "forced": _truthy(task_vars.get("rm_forced")), "check_mode": self._task.check_mode or False,
+            "started": task_vars.get("rm_run_started", ""),
+            "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "cancel_failures": task_vars.get("rm_cancel_failures") or [],
+            "clusters_left_disabled": task_vars.get("rm_disabled_clusters") or [],
+            "enable_failures": task_vars.get("rm_enable_failures") or [],
+        }
+        plan = task_vars.get("rm_plan") or {}
+        report = build_report(run, records, plan, state)
+        try:
+            write_atomic(args["path"], json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", mode=0o644)
+        except OSError as exc:
+            raise AnsibleActionFail("cannot write the report to %s: %s" % (args["path"], exc.strerror))
+        lines = report_lines(report)
+        result.update(changed=False, report=report, lines=lines, path=args["path"], success=report["success"],
+                      msg=lines[0])
+        return result
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cluster_state
+short_description: Record on a KVM host that a rolling maintenance run disabled its cluster, or clear that record
+version_added: 0.1.0
+description:
+  - A rolling maintenance run disables each cluster while it works on it. The record of that lives with the
+    hosts (C(cluster.json) in O(state_dir) on every host of the cluster), so a later run, from another
+    controller too, knows which cluster an interrupted run left disabled and can enable it again.
+  - With O(state=disabled) the mark is written (naming the cluster, the run and since when). With
+    O(state=enabled) it is removed, but only when it was written by O(run_id), unless O(force=true): another
+    run's mark is left alone and reported.
+author:
+  - kvmops.rolling engineers (@kvmops)
+options:
+  state:
+    description: V(disabled) writes the mark, V(enabled) removes it.
+    type: str
+    required: true
+    choices: [disabled, enabled]
+  cluster:
+    description: The cluster's name.
+    type: str
+    required: true
+  run_id:
+    description: The run that disables or enables the cluster.
+    type: str
+    required: true
+  force:
+    description: With O(state=enabled), remove a mark written by another run too.
+    type: bool
+    default: false
+  state_dir:
+    description: Root-only directory of the collection's state on the host.
+    type: path
+    default: /var/lib/kvm-rolling-maintenance
+notes:
+  - Supports check mode; then nothing is written and the result says what would change.
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Record that run 20261124T2200Z disabled cluster c1
+  kvmops.rolling.cluster_state:
+    state: disabled
+    cluster: c1
+    run_id: 20261124T2200Z
+"""
+
+RETURN = r"""
+previous:
+  description: The mark found before the task (null when there was none).
+  returned: always
+  type: dict
+  sample: {"cluster": "c1", "run_id": "20261124T2200Z", "since": 1795555000.0}
+disabled:
+  description: Whether the host's cluster is marked disabled after the task.
+  returned: always
+  type: bool
+msg:
+  description: What happened.
+  returned: always
+  type: str
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
+    CLUSTER_MARK,
+    MarkError,
+    read_mark,
+    remove_mark,
+    write_mark,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={
+        "state": {"type": "str", "required": True, "choices": ["disabled", "enabled"]},
+        "cluster": {"type": "str", "required": True},
+        "run_id": {"type": "str", "required": True},
+        "force": {"type": "bool", "default": False},
+        "state_dir": {"type": "path", "default": "/var/lib/kvm-rolling-maintenance"},
+    }, supports_check_mode=True)
+    params = module.params
+    state_dir = params["state_dir"]
+    try:
+        previous = read_mark(state_dir, CLUSTER_MARK)
+    except MarkError as exc:
+        if params["state"] == "disabled" or not params["force"]:
+            module.fail_json(msg=str(exc))
+        previous = {"corrupt": True}
+    ours = previous is not None and previous.get("run_id") == params["run_id"]
+    if params["state"] == "disabled":
+        if ours:
+            module.exit_json(changed=False, previous=previous, disabled=True, msg="already disabled by this run")
+        if not module.check_mode:
+            os.makedirs(state_dir, mode=0o700, exist_ok=True)
+            write_mark(state_dir, CLUSTER_MARK, {"cluster": params["cluster"], "run_id": params["run_id"],
+                                                 "since": time.time()})
+        module.exit_json(changed=True, previous=previous, disabled=True,
+                         msg="cluster %s disabled by run %s" % (params["cluster"], params["run_id"]))
+    if previous is None:
+        module.exit_json(changed=False, previous=None, disabled=False, msg="the cluster was not disabled")
+    if not ours and not params["force"]:
+        module.exit_json(changed=False, previous=previous, disabled=True,
+                         msg="left disabled: run %s disabled it, not run %s" % (previous.get("run_id"), params["run_id"]))
+    if not module.check_mode:
+        remove_mark(state_dir, CLUSTER_MARK)
+    module.exit_json(changed=True, previous=previous, disabled=False,
+                     msg="cluster %s enabled again" % params["cluster"])
+
+
+if __name__ == "__main__":
+    main()

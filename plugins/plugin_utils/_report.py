@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rolling maintenance report: what was done to every host, built from the run's records. Pure."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Sequence
+
+SUMMARY_STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
+
+
+def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], plan: Mapping[str, Any],
+                 state: Mapping[str, Any]) -> Dict[str, Any]:
+    """The report of the run.
+
+    ``run``: the resolved scope (run_id, hosts, ...); ``records``: each host's record (host, cluster,
+    status, stage, reason, start, end, stages, evacuation), in the order of the run; ``plan``: what
+    capacity_plan returned; ``state``: aborted, abort_reason, forced, check_mode, started, ended,
+    cancel_failures (hosts that could not leave maintenance), clusters_left_disabled, enable_failures.
+    """
+    updated: List[Dict[str, Any]] = []
+    skipped: List[Dict[str, Any]] = []
+    failed: List[Dict[str, Any]] = []
+    for record in records:
+        entry = {"host": record["host"], "cluster": record.get("cluster", ""), "start": record.get("start", ""),
+                 "end": record.get("end", ""), "stages": dict(record.get("stages") or {})}
+        if record.get("evacuation"):
+            entry["evacuation"] = record["evacuation"]
+        status = record.get("status")
+        if status == "updated":
+            updated.append(entry)
+        elif status == "failed":
+            failed.append(dict(entry, stage=record.get("stage", ""), reason=record.get("reason", "")))
+        elif status == "skipped":
+            skipped.append(dict(entry, stage=record.get("stage", ""), reason=record.get("reason", "")))
+        else:  # never reached: the run stopped before this host
+            skipped.append(dict(entry, stage="not started", reason="the run was aborted before this host: %s"
+                                % (state.get("abort_reason") or "unknown reason")))
+    leftovers = ["host %s could not leave maintenance" % item for item in state.get("cancel_failures") or ()]
+    leftovers += ["cluster %s is still disabled by this run" % item for item in state.get("clusters_left_disabled") or ()]
+    leftovers += ["enabling cluster %s" % item for item in state.get("enable_failures") or ()]
+    aborted = bool(state.get("aborted"))
+    success = not aborted and not failed and not leftovers
+    details = _details(run, aborted, state, updated, skipped, failed)
+    return {
+        "success": success,
+        "details": details,
+        "attention": leftovers,
+        "run_id": run.get("run_id", ""),
+        "scope": {"kind": run.get("kind", ""), "names": list(run.get("names") or [])},
+        "forced": bool(state.get("forced")),
+        "check_mode": bool(state.get("check_mode")),
+        "started": state.get("started", ""),
+        "ended": state.get("ended", ""),
+        "plan": {"clusters": list(plan.get("clusters") or []), "lines": list(plan.get("lines") or []),
+                 "problems": dict(plan.get("problems") or {})},
+        "hosts_updated": updated,
+        "hosts_skipped": skipped,
+        "hosts_failed": failed,
+    }
+
+
+def _details(run: Mapping[str, Any], aborted: bool, state: Mapping[str, Any], updated: Sequence[Any],
+             skipped: Sequence[Any], failed: Sequence[Any]) -> str:
+    counts = "%d updated, %d skipped, %d failed of %d host(s)" % (
+        len(updated), len(skipped), len(failed), len(run.get("hosts") or ()))
+    if state.get("check_mode"):
+        counts += " (check mode: no script ran, nothing was migrated or disabled)"
+    if aborted:
+        return "aborted: %s; %s" % (state.get("abort_reason") or "unknown reason", counts)
+    return counts
+
+
+def report_lines(report: Mapping[str, Any]) -> List[str]:
+    """The report as the play output shows it; the first line says whether anything was left behind."""
+    lines = []
+    if report["attention"]:
+        lines.append("ATTENTION: %s" % "; ".join(report["attention"]))
+    lines.append("Rolling maintenance %s: %s - %s" % (
+        report["run_id"], "SUCCESS" if report["success"] else "FAILED", report["details"]))
+    for entry in report["hosts_updated"]:
+        lines.append("  updated  %s/%s  %s  %s" % (entry["cluster"], entry["host"], _evacuation_words(entry),
+                                                  _stage_words(entry["stages"])))
+    for entry in report["hosts_skipped"]:
+        lines.append("  skipped  %s/%s  at %s: %s" % (entry["cluster"], entry["host"], entry["stage"], entry["reason"]))
+    for entry in report["hosts_failed"]:
+        lines.append("  FAILED   %s/%s  at %s: %s" % (entry["cluster"], entry["host"], entry["stage"], entry["reason"]))
+    return lines
+
+
+def _stage_words(stages: Mapping[str, Mapping[str, Any]]) -> str:
+    words = []
+    for stage in SUMMARY_STAGES:
+        if stage in stages:
+            item = stages[stage]
+            duration = item.get("duration")
+            words.append("%s %s%s" % (stage, item.get("status"), " %.1fs" % duration if duration else ""))
+    return ", ".join(words)
+
+
+def _evacuation_words(entry: Mapping[str, Any]) -> str:
+    evacuation = entry.get("evacuation") or {}
+    moves = [move for move in evacuation.get("moves") or () if move.get("status") == "moved"]
+    if not evacuation:
+        return ""
+    return "[%d guest(s) moved%s]" % (len(moves), ": " + ", ".join("%s->%s" % (m["vm"], m["target"]) for m in moves)
+                                      if moves else "")
