@@ -76,7 +76,7 @@ def test_a_payload_a_shell_would_misread_is_refused_before_anything_runs(
     ran = "/tmp/ran-%s" % uuid.uuid4().hex
     lab.write_hook(HOST, "PreFlight", "touch %s" % ran)
     result = lab.run_stage(tmp_path, HOST, stage="PreFlight", payload="a; reboot")
-    assert result["failed"] and "unquoted shell operator ';'" in result["msg"] and "nothing was run" in result["msg"]
+    assert result["failed"] and "unquoted shell operator ';'" in result["msg"] and "nothing was done" in result["msg"]
     assert not os.path.exists(ran)
 
 
