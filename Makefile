@@ -16,8 +16,11 @@ lab-up: bootstrap
 lab-down:
 	@$(KVMLAB) down
 
+# The main job on the lab: both clusters, example hooks that print and sleep, guests that really move.
 demo: lab-up
-	ansible-playbook -i "$$($(KVMLAB) inventory)" playbooks/stage_demo.yml
+	ansible-playbook -i "$$($(KVMLAB) inventory)" playbooks/install_example_hooks.yml
+	ansible-playbook -i "$$($(KVMLAB) inventory)" playbooks/rolling_maintenance.yml -e rm_zones=z1 \
+		-e rm_ping_interval=2 -e rm_report_path=$(CURDIR)/rolling-maintenance-demo.json
 
 unit: bootstrap
 	pytest tests/unit

@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
             "aborted": task_vars.get("rm_aborted", False), "abort_reason": task_vars.get("rm_abort_reason", ""),
             "forced": _truthy(task_vars.get("rm_forced")), "check_mode": self._task.check_mode or False,
             "started": task_vars.get("rm_run_started", ""),
-            "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "ended": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "cancel_failures": task_vars.get("rm_cancel_failures") or [],
             "clusters_left_disabled": task_vars.get("rm_disabled_clusters") or [],
             "enable_failures": task_vars.get("rm_enable_failures") or [],

@@ -47,7 +47,7 @@ class HostJobAction(ActionBase):
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         host = task_vars.get("inventory_hostname", "")
-        args["run_id"] = args.get("run_id") or task_vars.get("rm_run_id") or uuid.uuid4().hex[:12]
+        args["run_id"] = args.get("run_id") or self._templar.template(task_vars.get("rm_run_id")) or uuid.uuid4().hex[:12]
         args["host_name"] = args.get("host_name") or host
         try:
             self.check_arguments(args)
