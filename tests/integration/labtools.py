@@ -85,11 +85,11 @@ class Lab:
                 entry.unlink()
 
     def playbook(self, playbook: Path, *args: str, env: Optional[Dict[str, str]] = None,
-                 timeout: float = 600) -> "subprocess.CompletedProcess[str]":
+                 timeout: float = 600, venv_bin: Path = VENV_BIN) -> "subprocess.CompletedProcess[str]":
         environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-                           PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")), ANSIBLE_FORCE_COLOR="0")
+                           PATH="%s:%s" % (venv_bin, os.environ.get("PATH", "")), ANSIBLE_FORCE_COLOR="0")
         environment.update(env or {})
-        return subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", self.inventory, str(playbook), *args],
+        return subprocess.run([str(venv_bin / "ansible-playbook"), "-i", self.inventory, str(playbook), *args],
                               capture_output=True, text=True, env=environment, cwd=str(REPO), timeout=timeout,
                               check=False)
 

@@ -1,0 +1,243 @@
+"""The rolling maintenance playbook end to end on the lab: 2 clusters x 3 hosts, real hooks, real migrations."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+from labtools import REPO, Lab
+
+pytestmark = pytest.mark.lab
+PLAYBOOK = REPO / "playbooks" / "rolling_maintenance.yml"
+STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
+C1 = ["hv1", "hv2", "hv3"]
+ALL = ["hv1", "hv2", "hv3", "hv4", "hv5", "hv6"]
+OTHER_VENVS = sorted(path for path in REPO.glob(".venv-*") if (path / "bin" / "ansible-playbook").exists())
+
+
+class Run:
+    """One scenario: hooks that log every stage to a file the controller reads, and the playbook run."""
+
+    def __init__(self, lab: Lab, tmp_path: Path) -> None:
+        self.lab = lab
+        self.dir = tmp_path
+        self.log = tmp_path / "events.log"
+        self.log.touch()
+        self.log.chmod(0o666)
+        self.report_path = tmp_path / "report.json"
+        self.completed: Any = None
+        self.report: Dict[str, Any] = {}
+
+    def hooks(self, hosts: List[str], special: Optional[Dict[Tuple[str, str], Optional[str]]] = None) -> None:
+        """Every stage logs itself (with how many guests run on the host); ``special`` overrides one
+        (host, stage): a body to run after logging, or None for no script at all."""
+        special = special or {}
+        for host in hosts:
+            self.lab.clear_hooks(host)
+            for stage in STAGES:
+                if (host, stage) in special and special[host, stage] is None:
+                    continue
+                body = ('echo "$RM_STAGE $RM_HOST $(virsh -c qemu:///system list --name | grep -c .)" >> %s\n%s'
+                        % (self.log, special.get((host, stage)) or "exit 0"))
+                self.lab.write_hook(host, stage, body)
+
+    def play(self, *args: str, venv_bin: Optional[Path] = None) -> Dict[str, Any]:
+        extra = ["-e", json.dumps({
+            "rm_ping_interval": 1, "rm_report_path": str(self.report_path),
+            "rm_cluster_disable_command": "sh -c 'echo disable $RM_CLUSTER >> %s'" % self.log,
+            "rm_cluster_enable_command": "sh -c 'echo enable $RM_CLUSTER >> %s'" % self.log})]
+        kwargs = {"venv_bin": venv_bin} if venv_bin else {}
+        self.completed = self.lab.playbook(PLAYBOOK, *extra, *args, **kwargs)
+        self.report = json.loads(self.report_path.read_text()) if self.report_path.exists() else {}
+        return self.report
+
+    @property
+    def output(self) -> str:
+        return self.completed.stdout + self.completed.stderr
+
+    def events(self) -> List[List[str]]:
+        return [line.split() for line in self.log.read_text().splitlines()]
+
+    def stages_run(self, host: str) -> List[str]:
+        return [event[0] for event in self.events() if len(event) == 3 and event[1] == host]
+
+    def statuses(self) -> Dict[str, Tuple[str, str]]:
+        found = {entry["host"]: ("updated", "") for entry in self.report["hosts_updated"]}
+        found.update({entry["host"]: ("skipped", entry["stage"]) for entry in self.report["hosts_skipped"]})
+        found.update({entry["host"]: ("failed", entry["stage"]) for entry in self.report["hosts_failed"]})
+        return found
+
+
+@pytest.fixture
+def scenario(lab: Lab, tmp_path: Path) -> Iterator[Run]:
+    """A run; afterwards every guest that ran before runs exactly once, no cluster is disabled, no host in maintenance."""
+    before = lab.running_guests()
+    run = Run(lab, tmp_path)
+    yield run
+    after = lab.running_guests()
+    for name in before:
+        assert len(after.get(name, [])) == 1, "%s runs on %s after the run" % (name, after.get(name))
+    for host in ALL:
+        for mark in ("maintenance.json", "cluster.json"):
+            path = "/var/lib/kvm-rolling-maintenance/" + mark
+            assert lab.exec(host, "test", "-e", path, check=False).returncode == 1, "%s left on %s" % (mark, host)
+        lab.clear_hooks(host)
+    for name in set(after) - set(before):
+        lab.remove_guest(name)
+
+
+def test_a_clean_run_updates_every_host_cluster_by_cluster(scenario: Run) -> None:
+    scenario.hooks(ALL)
+    report = scenario.play("-e", "rm_zones=z1")
+    assert scenario.completed.returncode == 0, scenario.output
+    assert report["success"] and [entry["host"] for entry in report["hosts_updated"]] == ALL
+    assert report["hosts_skipped"] == [] and report["hosts_failed"] == []
+    for entry in report["hosts_updated"]:
+        assert entry["cluster"] == ("c1" if entry["host"] in C1 else "c2")
+        assert [entry["stages"][stage]["status"] for stage in STAGES] == ["ok"] * 4
+        assert all(entry["stages"][stage]["rc"] == 0 for stage in STAGES)
+        assert entry["evacuation"]["status"] == "ok"
+    events = scenario.events()
+    # Every PreFlight first (in parallel), then each host's stages in turn, clusters disabled around their hosts.
+    assert sorted(event[1] for event in events[:6]) == ALL and {event[0] for event in events[:6]} == {"PreFlight"}
+    assert [" ".join(event[:2]) for event in events[6:]] == (
+        ["disable c1"] + ["%s %s" % (stage, host) for host in C1 for stage in STAGES[1:]] + ["enable c1", "disable c2"]
+        + ["%s %s" % (stage, host) for host in ALL[3:] for stage in STAGES[1:]] + ["enable c2"])
+    for event in events:
+        if event[0] == "Maintenance":
+            assert event[2] == "0", "%s still ran guests during its Maintenance stage" % event[1]
+    assert "SUCCESS - 6 updated, 0 skipped, 0 failed" in scenario.output
+
+
+def test_hosts_that_need_no_maintenance_are_skipped_with_the_spec_reasons(scenario: Run) -> None:
+    scenario.hooks(C1, {("hv1", "PreFlight"): "exit 70", ("hv2", "PreMaintenance"): "exit 70",
+                        ("hv3", "Maintenance"): None})
+    before = scenario.lab.running_guests()
+    report = scenario.play("-e", "rm_clusters=c1")
+    assert scenario.completed.returncode == 0, scenario.output
+    skipped = {entry["host"]: (entry["stage"], entry["reason"]) for entry in report["hosts_skipped"]}
+    assert skipped == {"hv1": ("PreFlight", "Pre-flight stage set to avoid maintenance"),
+                       "hv2": ("PreMaintenance", "Pre-maintenance stage set to avoid maintenance"),
+                       "hv3": ("Maintenance", "There is no maintenance script on the host")}
+    assert report["success"] and report["hosts_updated"] == []
+    assert scenario.stages_run("hv1") == ["PreFlight"]
+    assert scenario.stages_run("hv2") == ["PreFlight", "PreMaintenance"]
+    assert scenario.stages_run("hv3") == ["PreFlight"]
+    assert scenario.lab.running_guests() == before  # nothing was moved
+
+
+def _fail_capacity_recheck(run: Run, host: str) -> threading.Thread:
+    """While HOST's PreMaintenance waits, a guest too big for any host appears on it: the re-check must refuse."""
+    started, proceed = run.dir / "premaintenance-started", run.dir / "proceed"
+
+    def inject() -> None:
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if started.exists():
+            run.lab.add_guest(host, "t-huge", memory_mib=6000)
+        proceed.touch()
+
+    thread = threading.Thread(target=inject, daemon=True)
+    thread.start()
+    return thread
+
+
+FAILURES = {
+    "PreFlight": "echo 'kernel too old' >&2; exit 3",
+    "PreMaintenance": "echo 'not today' >&2; exit 4",
+    "Maintenance": "echo 'apt failed' >&2; exit 5",
+    "PostMaintenance": "echo 'libvirt broken' >&2; exit 6",
+}
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["fail-fast", "forced"])
+@pytest.mark.parametrize("point", ["PreFlight", "PreMaintenance", "capacity", "Maintenance", "PostMaintenance"])
+def test_a_failure_at_each_point(scenario: Run, point: str, forced: bool) -> None:
+    special: Dict[Tuple[str, str], Optional[str]] = {}
+    injector = None
+    if point == "capacity":
+        special["hv2", "PreMaintenance"] = "touch %s; while [ ! -e %s ]; do sleep 0.1; done" % (
+            scenario.dir / "premaintenance-started", scenario.dir / "proceed")
+        injector = _fail_capacity_recheck(scenario, "hv2")
+    else:
+        special["hv2", point] = FAILURES[point]
+    scenario.hooks(C1, special)
+    before = scenario.lab.running_guests()
+    report = scenario.play("-e", "rm_clusters=c1", *(["-e", "rm_forced=true"] if forced else []))
+    if injector:
+        injector.join()
+    statuses = scenario.statuses()
+    expected_stage = point
+    if forced:
+        outcome = "failed" if point == "PostMaintenance" else "skipped"
+        assert statuses == {"hv1": ("updated", ""), "hv2": (outcome, expected_stage), "hv3": ("updated", "")}, report
+        assert (scenario.completed.returncode != 0) is (point == "PostMaintenance"), scenario.output
+    else:
+        assert scenario.completed.returncode != 0 and not report["success"], scenario.output
+        assert statuses["hv2"] == ("failed", expected_stage), report
+        assert statuses["hv3"] == ("skipped", "not started")
+        assert statuses["hv1"] == (("skipped", "not started") if point == "PreFlight" else ("updated", ""))
+        assert "aborted: hv2: %s" % expected_stage in report["details"]
+        if point == "PreFlight":  # no host touched at all
+            assert all(stage == "PreFlight" for event in scenario.events() for stage in event[:1]), scenario.events()
+            assert scenario.lab.running_guests() == before
+    entry = [item for item in report["hosts_failed"] + report["hosts_skipped"] if item["host"] == "hv2"][0]
+    if point == "capacity":
+        assert "t-huge" in entry["reason"] and "6000 MiB" in entry["reason"]
+    else:
+        assert "failed with exit code" in entry["reason"]
+        assert entry["stages"][point]["stderr_tail"] == FAILURES[point].split("'")[1] + "\n"
+    if point in ("Maintenance", "PostMaintenance") or point == "capacity":
+        assert "PreMaintenance" in scenario.stages_run("hv2")
+
+
+@pytest.mark.parametrize(("args", "complaint"), [
+    (["-e", "rm_clusters=c1", "-e", "rm_hosts=hv1"], "more than one scope (rm_hosts, rm_clusters)"),
+    ([], "no scope: set exactly one of rm_hosts, rm_clusters, rm_pods, rm_zones"),
+    (["-e", "rm_clusters=c7"], "rm_clusters: no inventory host has rm_cluster = 'c7'"),
+    (["-e", "rm_clusters=c1", "-e", "rm_stage_timeout=5", "-e", "rm_ping_interval=10"],
+     "rm_stage_timeout (5 s) is lower than rm_ping_interval (10 s)"),
+])
+def test_invalid_input_is_refused_before_anything_is_touched(scenario: Run, args: List[str], complaint: str) -> None:
+    scenario.hooks(C1)
+    scenario.completed = scenario.lab.playbook(PLAYBOOK, "-e", "rm_report_path=%s" % scenario.report_path, *args)
+    assert scenario.completed.returncode != 0
+    assert "invalid input, nothing was touched" in scenario.output and complaint in scenario.output, scenario.output
+    assert scenario.events() == []
+
+
+def _essence(report: Dict[str, Any]) -> Dict[str, Any]:
+    """What must not depend on the strategy: which host ended how, in which order, with which stage statuses."""
+    def hosts(key: str) -> List[Any]:
+        return [(entry["host"], entry["cluster"], entry.get("stage"), entry.get("reason"),
+                 {stage: item["status"] for stage, item in entry["stages"].items()}) for entry in report[key]]
+    return {"success": report["success"], "updated": hosts("hosts_updated"), "skipped": hosts("hosts_skipped"),
+            "failed": hosts("hosts_failed")}
+
+
+def test_cluster_serial_and_linear_give_the_same_report(scenario: Run, tmp_path: Path) -> None:
+    special = {("hv2", "PreMaintenance"): "exit 70", ("hv5", "Maintenance"): "exit 9"}
+    scenario.hooks(ALL, special)
+    serial = _essence(scenario.play("-e", "rm_zones=z1", "-e", "rm_forced=true"))
+    scenario.hooks(ALL, special)
+    linear = _essence(scenario.play("-e", "rm_zones=z1", "-e", "rm_forced=true", "-e", "rm_strategy=ansible.builtin.linear"))
+    assert "strategy" not in scenario.output or "linear" in scenario.output
+    assert serial == linear
+    assert [host for host, *_ in serial["updated"]] == ["hv1", "hv3", "hv4", "hv6"]
+
+
+@pytest.mark.skipif(not OTHER_VENVS, reason="no second ansible-core venv (.venv-*) was bootstrapped")
+@pytest.mark.parametrize("venv", OTHER_VENVS, ids=[path.name for path in OTHER_VENVS])
+def test_a_clean_run_on_another_ansible_core(scenario: Run, venv: Path) -> None:
+    scenario.hooks(C1)
+    report = scenario.play("-e", "rm_clusters=c1", venv_bin=venv / "bin")
+    assert scenario.completed.returncode == 0, scenario.output
+    version = os.popen("%s --version" % (venv / "bin" / "ansible-playbook")).read().split("\n")[0]
+    assert report["success"] and [entry["host"] for entry in report["hosts_updated"]] == C1, version
