@@ -32,7 +32,7 @@ class ActionModule(ActionBase):
                    for host in run["hosts"]]
         state = {
             "aborted": task_vars.get("rm_aborted", False), "abort_reason": task_vars.get("rm_abort_reason", ""),
-            "forced": _truthy(task_vars.get("rm_forced")), "check_mode": self._task.check_mode or False,
+            "forced": _truthy(task_vars.get("rm_forced")), "check_mode": bool(task_vars.get("ansible_check_mode")),
             "started": task_vars.get("rm_run_started", ""),
             "ended": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "cancel_failures": task_vars.get("rm_cancel_failures") or [],

@@ -241,3 +241,22 @@ def test_a_clean_run_on_another_ansible_core(scenario: Run, venv: Path) -> None:
     assert scenario.completed.returncode == 0, scenario.output
     version = os.popen("%s --version" % (venv / "bin" / "ansible-playbook")).read().split("\n")[0]
     assert report["success"] and [entry["host"] for entry in report["hosts_updated"]] == C1, version
+
+
+def test_check_mode_runs_nothing_and_shows_the_whole_plan(scenario: Run) -> None:
+    scenario.hooks(ALL)
+    before = scenario.lab.running_guests()
+    report = scenario.play("-e", "rm_zones=z1", "--check")
+    assert scenario.completed.returncode == 0, scenario.output
+    assert report["check_mode"] and "check mode: no script ran, nothing was migrated or disabled" in report["details"]
+    assert scenario.events() == []  # no stage script, no disable command
+    assert scenario.lab.running_guests() == before
+    lines = report["plan"]["lines"]
+    assert [line.split(":")[0] for line in lines] == ["c1/hv1", "c1/hv2", "c1/hv3", "c2/hv4", "c2/hv5", "c2/hv6"]
+    for host in ALL:
+        guests = sorted(name for name, hosts in before.items() if hosts == [host])
+        line = [item for item in lines if item.startswith("c%d/%s:" % (1 if host in C1 else 2, host))][0]
+        assert all("%s -> " % guest in line for guest in guests), line
+        assert line in scenario.output
+    stages = report["hosts_updated"][0]["stages"]
+    assert [stages[stage]["status"] for stage in STAGES] == ["would_run"] * 4
