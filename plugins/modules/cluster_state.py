@@ -15,7 +15,7 @@ description:
     hosts (C(cluster.json) in O(state_dir) on every host of the cluster), so a later run, from another
     controller too, knows which cluster an interrupted run left disabled and can enable it again.
   - With O(state=disabled) the mark is written (naming the cluster, the run and since when). With
-    O(state=enabled) it is removed, but only when it was written by O(run_id), unless O(force=true): another
+    O(state=enabled) it is removed, but only when it was written by O(run_id), unless O(force=true); another
     run's mark is left alone and reported.
 author:
   - kvmops.rolling engineers (@kvmops)

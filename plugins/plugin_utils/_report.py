@@ -80,8 +80,8 @@ def report_lines(report: Mapping[str, Any]) -> List[str]:
     lines.append("Rolling maintenance %s: %s - %s" % (
         report["run_id"], "SUCCESS" if report["success"] else "FAILED", report["details"]))
     for entry in report["hosts_updated"]:
-        lines.append("  updated  %s/%s  %s  %s" % (entry["cluster"], entry["host"], _evacuation_words(entry),
-                                                  _stage_words(entry["stages"])))
+        lines.append("  updated  %s/%s  %s  %s" % (
+            entry["cluster"], entry["host"], _evacuation_words(entry), _stage_words(entry["stages"])))
     for entry in report["hosts_skipped"]:
         lines.append("  skipped  %s/%s  at %s: %s" % (entry["cluster"], entry["host"], entry["stage"], entry["reason"]))
     for entry in report["hosts_failed"]:

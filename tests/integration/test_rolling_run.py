@@ -228,9 +228,8 @@ def test_cluster_serial_and_linear_give_the_same_report(scenario: Run, tmp_path:
     serial = _essence(scenario.play("-e", "rm_zones=z1", "-e", "rm_forced=true"))
     scenario.hooks(ALL, special)
     linear = _essence(scenario.play("-e", "rm_zones=z1", "-e", "rm_forced=true", "-e", "rm_strategy=ansible.builtin.linear"))
-    assert "strategy" not in scenario.output or "linear" in scenario.output
     assert serial == linear
-    assert [host for host, *_ in serial["updated"]] == ["hv1", "hv3", "hv4", "hv6"]
+    assert [entry[0] for entry in serial["updated"]] == ["hv1", "hv3", "hv4", "hv6"]
 
 
 @pytest.mark.skipif(not OTHER_VENVS, reason="no second ansible-core venv (.venv-*) was bootstrapped")

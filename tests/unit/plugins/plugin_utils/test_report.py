@@ -1,0 +1,55 @@
+"""The report: where each host lands, what comes first, when the run counts as a success."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import build_report, report_lines
+
+RUN = {"run_id": "r1", "kind": "rm_clusters", "names": ["c1"], "hosts": ["hv1", "hv2", "hv3"]}
+STAGE = {"status": "ok", "rc": 0, "duration": 1.5, "stdout_tail": "done\n", "stderr_tail": ""}
+
+
+def record(host: str, status: str, **extra: Any) -> Dict[str, Any]:
+    return dict({"host": host, "cluster": "c1", "status": status, "start": "s", "end": "e",
+                 "stages": {"PreFlight": STAGE}}, **extra)
+
+
+def test_hosts_are_sorted_into_updated_skipped_and_failed() -> None:
+    report = build_report(RUN, [record("hv1", "updated"), record("hv2", "skipped", stage="PreFlight", reason="70"),
+                                record("hv3", "failed", stage="PostMaintenance", reason="exit 6")],
+                          {"lines": ["c1/hv1: a -> hv2"]}, {"forced": True})
+    assert [entry["host"] for entry in report["hosts_updated"]] == ["hv1"]
+    assert report["hosts_skipped"][0]["stage"] == "PreFlight" and report["hosts_skipped"][0]["reason"] == "70"
+    assert report["hosts_failed"][0]["stage"] == "PostMaintenance"
+    assert not report["success"] and report["details"] == "1 updated, 1 skipped, 1 failed of 3 host(s)"
+    assert report["hosts_updated"][0]["stages"]["PreFlight"]["rc"] == 0
+    assert set(report) >= {"success", "details", "plan", "hosts_updated", "hosts_skipped", "hosts_failed"}
+
+
+def test_hosts_after_an_abort_are_reported_not_started() -> None:
+    report = build_report(RUN, [record("hv1", "failed", stage="PreMaintenance", reason="exit 4"),
+                                record("hv2", "in_progress"), {"host": "hv3", "cluster": "c1"}],
+                          {}, {"aborted": True, "abort_reason": "hv1: PreMaintenance: exit 4"})
+    assert [(entry["host"], entry["stage"]) for entry in report["hosts_skipped"]] == [
+        ("hv2", "not started"), ("hv3", "not started")]
+    assert report["details"].startswith("aborted: hv1: PreMaintenance: exit 4")
+    assert not report["success"]
+
+
+def test_anything_left_behind_comes_first() -> None:
+    report = build_report(RUN, [record("hv1", "updated")], {},
+                          {"cancel_failures": ["hv1 (libvirt unreachable)"], "clusters_left_disabled": ["c1"]})
+    lines = report_lines(report)
+    assert lines[0] == ("ATTENTION: host hv1 (libvirt unreachable) could not leave maintenance; "
+                        "cluster c1 is still disabled by this run")
+    assert not report["success"] and lines[1].startswith("Rolling maintenance r1: FAILED")
+
+
+def test_a_clean_run_succeeds_and_reads_well() -> None:
+    evacuation = {"moves": [{"vm": "web", "target": "hv2", "status": "moved"}]}
+    report = build_report(RUN, [record("hv1", "updated", evacuation=evacuation)], {}, {})
+    assert report["success"]
+    assert report_lines(report) == [
+        "Rolling maintenance r1: SUCCESS - 1 updated, 0 skipped, 0 failed of 3 host(s)",
+        "  updated  c1/hv1  [1 guest(s) moved: web->hv2]  PreFlight ok 1.5s"]
