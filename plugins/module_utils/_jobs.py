@@ -35,6 +35,14 @@ KEPT_JOBS = 200
 # Seconds a cancel request waits for the runner to settle the job.
 CANCEL_WAIT_SECONDS = 10.0
 
+# Options only a job module's action plugin sets (documented by the doc fragment kvmops.rolling.rolling.job):
+# which step of the job to take, and how long to wait for its end.
+JOB_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "_mode": {"type": "str", "default": "start", "choices": ["start", "poll", "cancel"]},
+    "_job_id": {"type": "str"},
+    "_wait": {"type": "float", "default": 0.0},
+}
+
 
 class JobError(Exception):
     """A job request that cannot be honoured (unknown job, another stage still running, ...)."""

@@ -26,6 +26,8 @@ description:
   - Each move carries the target's C(rm_migration_uri) (default C(qemu+ssh://<ansible_host>/system)).
 author:
   - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
 options:
   hosts:
     description: The hosts to evacuate, in the order the run visits them.
@@ -45,13 +47,6 @@ options:
     description: Fail the task, naming every guest that cannot move and why, when any host cannot be evacuated.
     type: bool
     default: true
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
-    support: none
 notes:
   - It changes nothing anywhere; check mode gives the same result.
 """

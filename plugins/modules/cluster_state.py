@@ -19,6 +19,8 @@ description:
     run's mark is left alone and reported.
 author:
   - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
 options:
   state:
     description: V(disabled) writes the mark, V(enabled) removes it.
@@ -43,13 +45,6 @@ options:
     default: /var/lib/kvm-rolling-maintenance
 notes:
   - Supports check mode; then nothing is written and the result says what would change.
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
-    support: none
 """
 
 EXAMPLES = r"""

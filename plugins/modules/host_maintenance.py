@@ -25,6 +25,9 @@ description:
     O(ping_interval) seconds, so a dropped connection does not stop it; progress shows in the play output.
 author:
   - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.job
 options:
   state:
     description: V(present) enters maintenance (evacuating the host), V(absent) leaves it.
@@ -82,29 +85,10 @@ options:
   host_name:
     description: This host's inventory name, recorded in the maintenance mark. Defaults to the inventory host name.
     type: str
-  _mode:
-    description: Internal, set by the action plugin; do not set. Which step of the job to take.
-    type: str
-    default: start
-    choices: [start, poll, cancel]
-  _job_id:
-    description: Internal, set by the action plugin; do not set. The job the step is about.
-    type: str
-  _wait:
-    description: Internal, set by the action plugin; do not set. Seconds to wait for the job to end before answering.
-    type: float
-    default: 0.0
 requirements:
   - libvirt-python (Debian package python3-libvirt) on the host
 notes:
   - Supports check mode; then nothing is marked or migrated and the result lists the planned moves.
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
-    support: none
 """
 
 EXAMPLES = r"""
@@ -176,6 +160,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import 
     parse_moves,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
+    JOB_ARGUMENT_SPEC,
     CancelRequest,
     JobError,
     JobStore,
@@ -198,12 +183,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     remove_mark,
     write_mark,
 )
-
-INTERNAL_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
-    "_mode": {"type": "str", "default": "start", "choices": ["start", "poll", "cancel"]},
-    "_job_id": {"type": "str"},
-    "_wait": {"type": "float", "default": 0.0},
-}
 
 
 def evacuate(store: JobStore, job: Dict[str, Any], params: Dict[str, Any]) -> None:
@@ -288,7 +267,7 @@ def leave(module: AnsibleModule) -> Dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(MAINTENANCE_ARGUMENT_SPEC, **INTERNAL_ARGUMENT_SPEC),
+    module = AnsibleModule(argument_spec=dict(MAINTENANCE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC),
                            supports_check_mode=True)
     params = module.params
     if not HAS_LIBVIRT:

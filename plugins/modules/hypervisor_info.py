@@ -29,6 +29,8 @@ description:
   - Changes nothing; the connection to libvirt is read-only.
 author:
   - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
 requirements:
   - libvirt-python (Debian package C(python3-libvirt)) on the managed host
 options:
@@ -66,13 +68,6 @@ seealso:
   - name: libvirt domain states and reasons
     description: The states and reasons that RV(hypervisor.domains[].state) and RV(hypervisor.domains[].state_reason) name.
     link: https://libvirt.org/html/libvirt-libvirt-domain.html#virDomainState
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
-    support: none
 """
 
 EXAMPLES = r"""

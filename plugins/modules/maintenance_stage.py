@@ -32,6 +32,9 @@ description:
     SIGTERM, then SIGKILL five seconds later, and the stage ends as C(timeout).
 author:
   - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.job
 options:
   stage:
     description: The stage whose script runs.
@@ -86,28 +89,9 @@ options:
       - Whether a host reboot during the stage counts as success.
       - When unset, it does for C(Maintenance) (patch-and-reboot is its normal job) and does not for the others.
     type: bool
-  _mode:
-    description: Internal, set by the action plugin; do not set. Which step of the job to take.
-    type: str
-    default: start
-    choices: [start, poll, cancel]
-  _job_id:
-    description: Internal, set by the action plugin; do not set. The job the step is about.
-    type: str
-  _wait:
-    description: Internal, set by the action plugin; do not set. Seconds to wait for the stage to end before answering.
-    type: float
-    default: 0.0
 notes:
   - Supports check mode; then no script runs and the result says what would run.
   - The module must be run by root or by the owner of O(state_dir).
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
-    support: none
 """
 
 EXAMPLES = r"""
@@ -238,6 +222,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     validate_timing,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
+    JOB_ARGUMENT_SPEC,
     JobError,
     JobStore,
     as_run_by_this_process,
@@ -247,13 +232,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     start_detached,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import execute
-
-# Options only the action plugin sets: which step of the job to take, and how long to wait for its end.
-INTERNAL_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
-    "_mode": {"type": "str", "default": "start", "choices": ["start", "poll", "cancel"]},
-    "_job_id": {"type": "str"},
-    "_wait": {"type": "float", "default": 0.0},
-}
 
 
 def allowed_script_owners() -> List[int]:
@@ -309,7 +287,7 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(STAGE_ARGUMENT_SPEC, **INTERNAL_ARGUMENT_SPEC), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(STAGE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC), supports_check_mode=True)
     params = module.params
     params["run_id"] = params["run_id"] or uuid.uuid4().hex[:12]
     job_id = params["_job_id"] or "%s.%s.%s" % (params["run_id"], params["stage"], uuid.uuid4().hex[:8])

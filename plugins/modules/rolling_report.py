@@ -22,18 +22,13 @@ description:
     every host entry has C(host) and C(cluster)."
 author:
   - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
 options:
   path:
     description: Where the JSON report is written on the controller (replaced atomically).
     type: path
     required: true
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
-    support: none
 notes:
   - The report is written in check mode too; it then says that nothing was run, migrated or disabled.
 """

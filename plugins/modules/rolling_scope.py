@@ -23,14 +23,9 @@ description:
     inventory and hosts in inventory order, with every host of the clusters concerned (the migration targets).
 author:
   - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
 options: {}
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
-    support: none
 """
 
 EXAMPLES = r"""

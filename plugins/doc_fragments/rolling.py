@@ -1,0 +1,35 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Every module of the collection: full check mode, no diff.
+    DOCUMENTATION = r"""
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
+    support: none
+"""
+
+    # The modules whose action plugin runs a long job on the host through start, poll and cancel.
+    JOB = r"""
+options:
+  _mode:
+    description: Internal, set by the action plugin; do not set. Which step of the job to take.
+    type: str
+    default: start
+    choices: [start, poll, cancel]
+  _job_id:
+    description: Internal, set by the action plugin; do not set. The job the step is about.
+    type: str
+  _wait:
+    description: Internal, set by the action plugin; do not set. Seconds to wait for the job to end before answering.
+    type: float
+    default: 0.0
+"""
