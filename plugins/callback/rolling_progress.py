@@ -42,6 +42,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 from ansible import constants as C
+from ansible import context
 from ansible.plugins.callback import CallbackBase
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
     CLUSTER_ACTION,
@@ -50,7 +51,6 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
     REPORT_HEADER,
     SCOPE_ACTION,
     SET_FACT_ACTIONS,
-    STAGE_ACTION,
     TONE_CHANGED,
     TONE_ERROR,
     TONE_OK,
@@ -123,6 +123,19 @@ def _no_log(task: Any, result: Mapping[str, Any]) -> bool:
     return getattr(task, "no_log", None) is True or "censored" in result or bool(result.get("_ansible_no_log"))
 
 
+def _vars_of(task: Any) -> Mapping[str, Any]:
+    """The task's variables as written (its own and its include's ``vars``), never templated."""
+    try:
+        found = task.get_vars()
+    except Exception:  # pylint: disable=broad-except
+        return {}
+    return found if isinstance(found, Mapping) else {}
+
+
+def _label_of(action: str, task: Any) -> str:
+    return job_label(action, _args_of(task), getattr(task, "name", None), _vars_of(task))
+
+
 def _args_of(task: Any) -> Mapping[str, Any]:
     args = getattr(task, "args", None)
     return args if isinstance(args, Mapping) else {}
@@ -138,7 +151,7 @@ class CallbackModule(CallbackBase):
         super().__init__(*args, **kwargs)
         self._run: Optional[Run] = None
         self._play: Any = None
-        self._started: Dict[Tuple[str, str], float] = {}
+        self._started: Dict[Tuple[str, str], Tuple[float, bool]] = {}
         self._labels: Dict[Tuple[str, str], str] = {}
         self._records = RecordTracker()
         self._clusters: Dict[str, Optional[str]] = {}
@@ -192,10 +205,15 @@ class CallbackModule(CallbackBase):
         if name is None:
             return
         key = (name, str(getattr(task, "_uuid", "")))
-        label = job_label(action, _args_of(task), getattr(task, "name", None))
-        self._started[key] = time.monotonic()
+        label = _label_of(action, task)
+        # A host whose record is closed, or any host once the run aborted, has its steps skipped by the
+        # role's conditions: do not announce a start that will not happen (a step that runs all the
+        # same still gets its end line).
+        announced = not (self._records.is_final(name) or self._abort_said)
+        self._started[key] = (time.monotonic(), announced)
         self._labels[key] = label
-        self._say(self._position(name, host), name, started_words(label))
+        if announced:
+            self._say(self._position(name, host), name, started_words(label))
 
     @_quiet
     def v2_runner_on_ok(self, result: Any) -> None:
@@ -236,10 +254,10 @@ class CallbackModule(CallbackBase):
         key = (name, str(getattr(task, "_uuid", "")))
         started = self._started.pop(key, None)
         label = self._labels.pop(key, None)
-        if _is_looped(task) or (started is None and event == "skipped"):
-            return  # a looped task shows its items; a task skipped before it started said nothing yet
-        label = label or job_label(action, _args_of(task), getattr(task, "name", None))
-        seconds = time.monotonic() - started if started is not None else _seconds(data.get("elapsed"))
+        if _is_looped(task) or (event == "skipped" and not (started and started[1])):
+            return  # a looped task shows its items; a skip of a start not announced says nothing
+        label = label or _label_of(action, task)
+        seconds = time.monotonic() - started[0] if started else _seconds(data.get("elapsed"))
         self._say(self._position(name, host), name, *self._outcome(action, label, task, data, seconds, event))
 
     def _item_ended(self, result: Any, event: str) -> None:
@@ -256,7 +274,7 @@ class CallbackModule(CallbackBase):
         item = data.get(data.get("ansible_loop_var") or "item")
         if isinstance(item, str) and self._run is not None and item in self._run.cluster_of:
             name, host = item, None
-        label = job_label(action, _args_of(task), getattr(task, "name", None))
+        label = _label_of(action, task)
         self._say(self._position(name, host), name,
                   *self._outcome(action, label, task, data, _seconds(data.get("elapsed")), event))
 
@@ -279,8 +297,9 @@ class CallbackModule(CallbackBase):
                 self._run = run
                 self._records = RecordTracker()
                 self._abort_said = False
-                msg = data.get("msg")
-                self._say(Position(), None, "run %s: %s" % (run.run_id or "?", msg or "%d host(s)" % len(run.hosts)))
+                what = data.get("msg") or "%d host(s)" % len(run.hosts)
+                check = " (check mode)" if _check_mode() else ""
+                self._say(Position(), None, "run %s%s: %s" % (run.run_id or "?", check, what))
         elif action == CLUSTER_ACTION and _is_looped(task) and isinstance(data.get("results"), list):
             self._cluster_marked(task, data["results"])
         elif action in SET_FACT_ACTIONS and isinstance(data.get("ansible_facts"), Mapping):
@@ -297,7 +316,7 @@ class CallbackModule(CallbackBase):
         cluster = plain_name(_args_of(task).get("cluster"))
         if cluster is None and hosts and self._run is not None:
             cluster = self._run.cluster_of.get(hosts[0])
-        said = cluster_words(_args_of(task).get("state"), cluster, items)
+        said = cluster_words(_args_of(task).get("state"), items, _check_mode())
         if said is not None:
             self._say(Position(cluster), None, *said)
 
@@ -325,6 +344,14 @@ class CallbackModule(CallbackBase):
             self._display.display(line, color={TONE_OK: C.COLOR_OK, TONE_SKIP: C.COLOR_SKIP,
                                                TONE_ERROR: C.COLOR_ERROR}.get(tone))
         self._display.display("")
+
+
+def _check_mode() -> bool:
+    """Whether the playbook runs with --check (a task may still force its own check_mode)."""
+    try:
+        return bool(context.CLIARGS.get("check"))
+    except Exception:  # pylint: disable=broad-except
+        return False
 
 
 def _seconds(value: Any) -> Optional[float]:

@@ -317,7 +317,9 @@ def main() -> None:
     result.setdefault("run_id", params["run_id"])
     result.setdefault("job_id", job_id)
     result["succeeded"] = stage_succeeded(result["status"], params["stage"], params["rebooted_ok"])
-    module.exit_json(**result)
+    # Explicit: ansible-core 2.19+ takes a result with a non-zero rc and no "failed" for a failure, and
+    # a script's exit code (70 included) is the stage's business, not the module's.
+    module.exit_json(failed=False, **result)
 
 
 if __name__ == "__main__":

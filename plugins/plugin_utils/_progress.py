@@ -48,6 +48,7 @@ TONE_ERROR = "error"
 _TEMPLATE = re.compile(r"{{|{%")
 _STAGE_NAME = re.compile(r"^(?:.* : )?(?P<stage>[A-Za-z][A-Za-z0-9_-]*) stage$")
 _MSG_SECONDS = re.compile(r" in [0-9.]+ s$")
+_SIMPLE_VARIABLE = re.compile(r"^\s*{{-?\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*-?}}\s*$")
 
 
 @dataclass(frozen=True)
@@ -145,20 +146,40 @@ def is_job_action(action: str) -> bool:
     return action in JOB_ACTIONS
 
 
-def job_label(action: str, args: Mapping[str, Any], task_name: Any = None) -> str:
+def simple_variable(value: Any) -> Optional[str]:
+    """The variable a template only refers to (``{{ rm_stage }}`` -> ``rm_stage``), else None."""
+    if not isinstance(value, str):
+        return None
+    match = _SIMPLE_VARIABLE.match(value)
+    return match.group("name") if match else None
+
+
+def resolve_argument(value: Any, variables: Optional[Mapping[str, Any]] = None) -> Optional[str]:
+    """An argument as a plain name: as written, or the plain value of the one variable it refers to."""
+    name = plain_name(value)
+    if name is None and variables:
+        variable = simple_variable(value)
+        if variable is not None:
+            name = plain_name(variables.get(variable))
+    return name
+
+
+def job_label(action: str, args: Mapping[str, Any], task_name: Any = None,
+              variables: Optional[Mapping[str, Any]] = None) -> str:
     """What a stage or maintenance task does, in words: ``PreMaintenance stage``, ``evacuation``, ...
 
-    ``args`` are the task's arguments as written (they may still be templates); a stage's name falls
-    back to the task's rendered name (``PreMaintenance stage``).
+    ``args`` are the task's arguments as written (they may still be templates); ``variables`` the task's
+    own variables as written (an include's ``vars``), to resolve an argument like ``{{ rm_stage }}``; a
+    stage's name then falls back to the task's rendered name (``PreMaintenance stage``).
     """
     if action == STAGE_ACTION:
-        stage = plain_name(args.get("stage"))
+        stage = resolve_argument(args.get("stage"), variables)
         if stage is None and isinstance(task_name, str) and not _TEMPLATE.search(task_name):
             match = _STAGE_NAME.match(task_name.strip())
             stage = match.group("stage") if match else None
         return "%s stage" % stage if stage else "stage"
     if action == MAINTENANCE_ACTION:
-        state = plain_name(args.get("state"))
+        state = resolve_argument(args.get("state"), variables)
         if state == "present":
             return "evacuation"
         if state == "absent":
@@ -212,9 +233,11 @@ def outcome_words(action: str, label: str, result: Mapping[str, Any], seconds: O
 
 def _stage_words(label: str, status: str, result: Mapping[str, Any], msg: str, seconds: Optional[float],
                  event: str) -> Tuple[str, str]:
-    succeeded = result.get("succeeded")
-    if not isinstance(succeeded, bool):
-        succeeded = event != "failed" and status in ("ok", "no_maintenance", "skipped", "would_run")
+    # The status says it, as stage_succeeded does; ``succeeded`` only decides a reboot (rm_reboot_ok_stages).
+    if status == "rebooted":
+        succeeded = result.get("succeeded") is True
+    else:
+        succeeded = status in ("ok", "no_maintenance", "skipped", "would_run")
     if not succeeded:
         return "%s %s%s%s" % (label, "timed out" if status == "timeout" else "failed", seconds_words(seconds, True),
                               ": %s" % msg if msg else ""), TONE_ERROR
@@ -240,8 +263,8 @@ def _maintenance_words(label: str, status: str, result: Mapping[str, Any], msg: 
     moves = result.get("moves")
     moved = result.get("moved")
     if isinstance(moves, list) and isinstance(moved, int) and not isinstance(moved, bool):
-        detail = "no guest to move" if not moves else "%d of %d guest%s moved" % (moved, len(moves),
-                                                                                "" if len(moves) == 1 else "s")
+        plural = "" if len(moves) == 1 else "s"
+        detail = "%d of %d guest%s moved" % (moved, len(moves), plural) if moves else "no guest to move"
     else:
         detail = _MSG_SECONDS.sub("", msg) if result.get("changed") is False else ""
     return "%s ok%s%s" % (label, seconds_words(seconds), ": %s" % detail if detail else ""), TONE_OK
@@ -259,17 +282,19 @@ def _one_line(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def cluster_words(state: Any, cluster: Optional[str], items: Sequence[Any]) -> Optional[Tuple[str, str]]:
-    """The end of a cluster_state task looped over the cluster's hosts: ``cluster c1 disabled (3 of 3 hosts)``."""
+def cluster_words(state: Any, items: Sequence[Any], check_mode: bool = False) -> Optional[Tuple[str, str]]:
+    """The end of a cluster_state task looped over a cluster's hosts: ``cluster disabled (marked on 3 of 3 hosts)``."""
     state = plain_name(state)
     if state not in ("disabled", "enabled"):
         return None
     want = state == "disabled"
     answered = [item for item in items if isinstance(item, Mapping) and not item.get("skipped")]
     done = [item for item in answered if item.get("disabled") is want]
-    text = "%s %s (%s on %d of %d host%s)" % (
-        "cluster %s" % cluster if cluster else "the cluster", "disabled" if want else "enabled again",
+    text = "cluster %s%s (%s on %d of %d host%s)" % (
+        "would be " if check_mode else "", "disabled" if want else "enabled again",
         "marked" if want else "mark cleared", len(done), len(answered), "" if len(answered) == 1 else "s")
+    if check_mode:
+        text += " (check mode)"
     return text, TONE_CHANGED if len(done) == len(answered) else TONE_ERROR
 
 
@@ -290,6 +315,10 @@ class RecordTracker:
             return None
         return outcome_of_record(record), TONE_OK if status == "updated" else \
             TONE_SKIP if status == "skipped" else TONE_ERROR
+
+    def is_final(self, host: str) -> bool:
+        """Whether the host's record is closed: the role skips every further step of the host."""
+        return self.statuses.get(host) in FINAL_STATUSES
 
     def done(self) -> int:
         return sum(1 for status in self.statuses.values() if status in FINAL_STATUSES)

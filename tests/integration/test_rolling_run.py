@@ -235,11 +235,13 @@ def test_cluster_serial_and_linear_give_the_same_report(scenario: Run, tmp_path:
 @pytest.mark.skipif(not OTHER_VENVS, reason="no second ansible-core venv (.venv-*) was bootstrapped")
 @pytest.mark.parametrize("venv", OTHER_VENVS, ids=[path.name for path in OTHER_VENVS])
 def test_a_clean_run_on_another_ansible_core(scenario: Run, venv: Path) -> None:
-    scenario.hooks(C1)
+    scenario.hooks(C1, {("hv3", "PostMaintenance"): "exit 70"})  # 70 after PreMaintenance is a success
     report = scenario.play("-e", "rm_clusters=c1", venv_bin=venv / "bin")
     assert scenario.completed.returncode == 0, scenario.output
     version = os.popen("%s --version" % (venv / "bin" / "ansible-playbook")).read().split("\n")[0]
     assert report["success"] and [entry["host"] for entry in report["hosts_updated"]] == C1, version
+    post = report["hosts_updated"][2]["stages"]["PostMaintenance"]
+    assert (post["status"], post["rc"], post["succeeded"]) == ("ok", 70, True)
 
 
 def test_check_mode_runs_nothing_and_shows_the_whole_plan(scenario: Run) -> None:
@@ -259,3 +261,13 @@ def test_check_mode_runs_nothing_and_shows_the_whole_plan(scenario: Run) -> None
         assert line in scenario.output
     stages = report["hosts_updated"][0]["stages"]
     assert [stages[stage]["status"] for stage in STAGES] == ["would_run"] * 4
+
+
+def test_a_cluster_the_admin_disabled_is_left_as_it_was(scenario: Run) -> None:
+    scenario.hooks(C1)
+    admin = scenario.dir / "admin-disabled.yml"
+    admin.write_text("all:\n  children:\n    c1:\n      vars:\n        rm_cluster_enabled: false\n")
+    report = scenario.play("-e", "rm_clusters=c1", "-i", str(admin))
+    assert scenario.completed.returncode == 0 and report["success"], scenario.output
+    assert [entry["host"] for entry in report["hosts_updated"]] == C1
+    assert not [event for event in scenario.events() if event[0] in ("disable", "enable")]
