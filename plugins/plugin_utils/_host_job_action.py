@@ -77,9 +77,15 @@ class HostJobAction(ActionBase):
             display.display("%s: %s running for %.0f s %s" % (host, name, status.get("elapsed", 0),
                                                               _progress_words(detail)))
 
-        driver = JobDriver(call, reconnect, what=name, progress=progress, **self.job_timing(args))
         try:
-            outcome = driver.run()
+            if self._task.check_mode:
+                # Nothing runs on the host, so there is no job to follow through reconnects.
+                try:
+                    outcome = call("start", 0.0)
+                except ConnectionLost as exc:
+                    raise AnsibleConnectionFailure(str(exc))
+            else:
+                outcome = JobDriver(call, reconnect, what=name, progress=progress, **self.job_timing(args)).run()
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         result.update(outcome)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Iterator, List
 
 import pytest
 
 from labtools import Lab
+from runtools import ALL, Run
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +31,21 @@ def clean_hooks(lab: Lab) -> Iterator[List[str]]:
     yield hosts
     for host in hosts:
         lab.clear_hooks(host)
+
+
+@pytest.fixture
+def scenario(lab: Lab, tmp_path: Path) -> Iterator[Run]:
+    """A run; afterwards every guest that ran before runs exactly once, no cluster is disabled, no host in maintenance."""
+    before = lab.running_guests()
+    run = Run(lab, tmp_path)
+    yield run
+    after = lab.running_guests()
+    for name in before:
+        assert len(after.get(name, [])) == 1, "%s runs on %s after the run" % (name, after.get(name))
+    for host in ALL:
+        for mark in ("maintenance.json", "cluster.json"):
+            path = "/var/lib/kvm-rolling-maintenance/" + mark
+            assert lab.exec(host, "test", "-e", path, check=False).returncode == 1, "%s left on %s" % (mark, host)
+        lab.clear_hooks(host)
+    for name in set(after) - set(before):
+        lab.remove_guest(name)

@@ -2,96 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from labtools import REPO, Lab
+from runtools import ALL, C1, OTHER_VENVS, PLAYBOOK, STAGES, Run
 
 pytestmark = pytest.mark.lab
-PLAYBOOK = REPO / "playbooks" / "rolling_maintenance.yml"
-STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
-C1 = ["hv1", "hv2", "hv3"]
-ALL = ["hv1", "hv2", "hv3", "hv4", "hv5", "hv6"]
-OTHER_VENVS = sorted(path for path in REPO.glob(".venv-*") if (path / "bin" / "ansible-playbook").exists())
-
-
-class Run:
-    """One scenario: hooks that log every stage to a file the controller reads, and the playbook run."""
-
-    def __init__(self, lab: Lab, tmp_path: Path) -> None:
-        self.lab = lab
-        self.dir = tmp_path
-        self.log = tmp_path / "events.log"
-        self.log.touch()
-        self.log.chmod(0o666)
-        self.report_path = tmp_path / "report.json"
-        self.completed: Any = None
-        self.report: Dict[str, Any] = {}
-
-    def hooks(self, hosts: List[str], special: Optional[Dict[Tuple[str, str], Optional[str]]] = None) -> None:
-        """Every stage logs itself (with how many guests run on the host); ``special`` overrides one
-        (host, stage): a body to run after logging, or None for no script at all."""
-        special = special or {}
-        for host in hosts:
-            self.lab.clear_hooks(host)
-            for stage in STAGES:
-                if (host, stage) in special and special[host, stage] is None:
-                    continue
-                body = ('echo "$RM_STAGE $RM_HOST $(virsh -c qemu:///system list --name | grep -c .)" >> %s\n%s'
-                        % (self.log, special.get((host, stage)) or "exit 0"))
-                self.lab.write_hook(host, stage, body)
-
-    def play(self, *args: str, venv_bin: Optional[Path] = None) -> Dict[str, Any]:
-        extra = ["-e", json.dumps({
-            "rm_ping_interval": 1, "rm_report_path": str(self.report_path),
-            "rm_cluster_disable_command": "sh -c 'echo disable $RM_CLUSTER >> %s'" % self.log,
-            "rm_cluster_enable_command": "sh -c 'echo enable $RM_CLUSTER >> %s'" % self.log})]
-        kwargs = {"venv_bin": venv_bin} if venv_bin else {}
-        self.completed = self.lab.playbook(PLAYBOOK, *extra, *args, **kwargs)
-        self.report = json.loads(self.report_path.read_text()) if self.report_path.exists() else {}
-        return self.report
-
-    @property
-    def output(self) -> str:
-        return self.completed.stdout + self.completed.stderr
-
-    def events(self) -> List[List[str]]:
-        return [line.split() for line in self.log.read_text().splitlines()]
-
-    def stages_run(self, host: str) -> List[str]:
-        return [event[0] for event in self.events() if len(event) == 3 and event[1] == host]
-
-    def statuses(self) -> Dict[str, Tuple[str, str]]:
-        found = {entry["host"]: ("updated", "") for entry in self.report["hosts_updated"]}
-        found.update({entry["host"]: ("skipped", entry["stage"]) for entry in self.report["hosts_skipped"]})
-        found.update({entry["host"]: ("failed", entry["stage"]) for entry in self.report["hosts_failed"]})
-        return found
-
-
-@pytest.fixture
-def scenario(lab: Lab, tmp_path: Path) -> Iterator[Run]:
-    """A run; afterwards every guest that ran before runs exactly once, no cluster is disabled, no host in maintenance."""
-    before = lab.running_guests()
-    run = Run(lab, tmp_path)
-    yield run
-    after = lab.running_guests()
-    for name in before:
-        assert len(after.get(name, [])) == 1, "%s runs on %s after the run" % (name, after.get(name))
-    for host in ALL:
-        for mark in ("maintenance.json", "cluster.json"):
-            path = "/var/lib/kvm-rolling-maintenance/" + mark
-            assert lab.exec(host, "test", "-e", path, check=False).returncode == 1, "%s left on %s" % (mark, host)
-        lab.clear_hooks(host)
-    for name in set(after) - set(before):
-        lab.remove_guest(name)
-
-
 def test_a_clean_run_updates_every_host_cluster_by_cluster(scenario: Run) -> None:
     scenario.hooks(ALL)
     report = scenario.play("-e", "rm_zones=z1")
