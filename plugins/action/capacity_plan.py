@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import plan_scope
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -19,15 +19,11 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 }
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
-    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        del tmp
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
         hostvars = task_vars["hostvars"]
         inventory = list(task_vars["groups"]["all"])
         unknown = [host for host in args["hosts"] if host not in hostvars]
@@ -46,7 +42,7 @@ class ActionModule(ActionBase):
             plan = plan_scope(args["hosts"], inventory, host_vars, facts, errors)
         except ValueError as exc:
             raise AnsibleActionFail("capacity check: %s" % exc)
-        result.update(plan, changed=False)
+        result = dict(plan)
         if args["fail_on_infeasible"] and not plan["feasible"]:
             result["failed"] = True
             result["msg"] = "capacity check failed, nothing was moved: " + " | ".join(

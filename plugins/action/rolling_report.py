@@ -7,25 +7,21 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import build_report, report_lines
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"path": {"type": "path", "required": True}}
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
-    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        del tmp
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
         hostvars = task_vars["hostvars"]
         run = task_vars["rm_run"]
         records = [hostvars[host].get("rm_record") or {"host": host, "cluster": run["cluster_of"].get(host, "")}
@@ -46,9 +42,7 @@ class ActionModule(ActionBase):
         except OSError as exc:
             raise AnsibleActionFail("cannot write the report to %s: %s" % (args["path"], exc.strerror))
         lines = report_lines(report)
-        result.update(changed=False, report=report, lines=lines, path=args["path"], success=report["success"],
-                      msg=lines[0])
-        return result
+        return {"report": report, "lines": lines, "path": args["path"], "success": report["success"], "msg": lines[0]}
 
 
 def _truthy(value: Any) -> bool:

@@ -13,6 +13,8 @@ import pytest
 from runtools import ALL, C1, OTHER_VENVS, PLAYBOOK, STAGES, Run
 
 pytestmark = pytest.mark.lab
+
+
 def test_a_clean_run_updates_every_host_cluster_by_cluster(scenario: Run) -> None:
     scenario.hooks(ALL)
     report = scenario.play("-e", "rm_zones=z1")

@@ -1,0 +1,29 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The shape of the collection's controller-only actions (plan, scope, report): validate, then act."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from ansible.plugins.action import ActionBase
+
+
+class ControllerAction(ActionBase):
+    """Subclasses set ARGUMENT_SPEC and implement act(); nothing is sent to the host."""
+
+    TRANSFERS_FILES = False
+    ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {}
+
+    def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        result.update(self.act(args, task_vars))
+        result.setdefault("changed", False)
+        return result
