@@ -51,6 +51,17 @@ class Lab:
                     found.setdefault(guest["name"], []).append(host)
         return found
 
+    def node_memory_mib(self, host: str = "hv1") -> int:
+        """The memory libvirt reports for a lab host (the machine's, seen through its VM; it varies between machines)."""
+        for line in self.exec(host, "virsh", "-c", "qemu:///system", "nodeinfo").stdout.splitlines():
+            if line.startswith("Memory size:"):
+                return int(line.split()[2]) // 1024
+        raise AssertionError("virsh nodeinfo on %s reports no memory size" % host)
+
+    def schedulable_memory_mib(self, host: str = "hv1") -> int:
+        """What the planner may fill on a lab host: node memory less the default reserved 1024 MiB."""
+        return self.node_memory_mib(host) - 1024
+
     def guest_host(self, name: str) -> str:
         [host] = self.running_guests()[name]
         return host

@@ -64,7 +64,7 @@ def _fail_capacity_recheck(run: Run, host: str) -> threading.Thread:
         while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         if started.exists():
-            run.lab.add_guest(host, "t-huge", memory_mib=6000)
+            run.lab.add_guest(host, "t-huge", memory_mib=run.lab.schedulable_memory_mib() + 200)
         proceed.touch()
 
     thread = threading.Thread(target=inject, daemon=True)
@@ -113,7 +113,8 @@ def test_a_failure_at_each_point(scenario: Run, point: str, forced: bool) -> Non
             assert scenario.lab.running_guests() == before
     entry = [item for item in report["hosts_failed"] + report["hosts_skipped"] if item["host"] == "hv2"][0]
     if point == "capacity":
-        assert "t-huge" in entry["reason"] and "6000 MiB" in entry["reason"]
+        assert "t-huge" in entry["reason"] and "needs %d MiB" % (scenario.lab.schedulable_memory_mib() + 200) \
+            in entry["reason"]
     else:
         assert "failed with exit code" in entry["reason"]
         assert entry["stages"][point]["stderr_tail"] == FAILURES[point].split("'")[1] + "\n"
