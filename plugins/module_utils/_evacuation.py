@@ -16,21 +16,20 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import VIR_DOMAIN_PAUSED
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
 
 # virDomainMigrateFlags (libvirt's stable ABI), so this file needs no libvirt import.
 MIGRATE_LIVE = 1
 MIGRATE_PEER2PEER = 2
 MIGRATE_PERSIST_DEST = 8
 MIGRATE_UNDEFINE_SOURCE = 16
-# virDomainState / virDomainPausedReason values used when checking a guest after a failed migration.
-DOMAIN_RUNNING = 1
-DOMAIN_PAUSED = 3
+# virDomainPausedReason values that a failed migration leaves behind (resumable where the guest is).
 PAUSED_REASONS_FROM_MIGRATION = (2, 5, 12, 13)  # migration, migration API (finish), postcopy, postcopy failed
 # How often the evacuation looks at its migrations, the deadline and cancel requests.
 TICK_SECONDS = 0.2
 # How long aborted migrations get to wind down before the evacuation reports without them.
 ABORT_GRACE_SECONDS = 30
-DEFAULT_STATE_DIR = "/var/lib/kvm-rolling-maintenance"
 
 # The options of the host_maintenance module, shared with its action plugin so both validate alike.
 MAINTENANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -206,7 +205,7 @@ class Evacuation:
                 domain = None
             if domain is not None and domain.isActive():
                 state, reason = domain.state()[:2]
-                if state == DOMAIN_PAUSED and reason in PAUSED_REASONS_FROM_MIGRATION:
+                if state == VIR_DOMAIN_PAUSED and reason in PAUSED_REASONS_FROM_MIGRATION:
                     domain.resume()
                     outcome.error += " (it was left paused by the migration and has been resumed here)"
                 continue

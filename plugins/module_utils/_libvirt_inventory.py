@@ -28,7 +28,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 PLACEMENT_NAMESPACE = "urn:kvmops:rolling:placement:1"
 PLACEMENT_NAMESPACE_FAMILY = "urn:kvmops:rolling:placement:"
-PLACEMENT_KEY = "rm"
 PLACEMENT_ELEMENT = "placement"
 HOST_TAG_ELEMENT = "host-tag"
 ANTI_AFFINITY_ELEMENT = "anti-affinity-group"

@@ -82,6 +82,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     remove_mark,
     write_mark,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
 
 
 def main() -> None:
@@ -90,7 +91,7 @@ def main() -> None:
         "cluster": {"type": "str", "required": True},
         "run_id": {"type": "str", "required": True},
         "force": {"type": "bool", "default": False},
-        "state_dir": {"type": "path", "default": "/var/lib/kvm-rolling-maintenance"},
+        "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
     }, supports_check_mode=True)
     params = module.params
     state_dir = params["state_dir"]

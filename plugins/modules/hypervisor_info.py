@@ -258,11 +258,12 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     MarkError,
     read_mark,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "uri": {"type": "str", "default": "qemu:///system"},
     "shared_storage_paths": {"type": "list", "elements": "path", "default": []},
-    "state_dir": {"type": "path", "default": "/var/lib/kvm-rolling-maintenance"},
+    "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
 }
 
 

@@ -9,12 +9,14 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
-    DOMAIN_PAUSED,
-    DOMAIN_RUNNING,
     Evacuation,
     EvacuationError,
     PlannedMove,
     parse_moves,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import (
+    VIR_DOMAIN_PAUSED,
+    VIR_DOMAIN_RUNNING,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import read_mark, remove_mark, write_mark
 
@@ -76,7 +78,8 @@ class FakeDomain:
         return True
 
     def state(self) -> List[int]:
-        return [DOMAIN_PAUSED, self.cloud.paused[self.uuid]] if self.uuid in self.cloud.paused else [DOMAIN_RUNNING, 1]
+        return [VIR_DOMAIN_PAUSED, self.cloud.paused[self.uuid]] if self.uuid in self.cloud.paused \
+            else [VIR_DOMAIN_RUNNING, 1]
 
     def resume(self) -> None:
         self.cloud.paused.pop(self.uuid)
