@@ -148,7 +148,7 @@ def test_a_reboot_during_a_stage_ends_it_as_rebooted(lab: Lab, clean_hooks: list
     after = lab.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout.strip()
     assert before != after
     assert result["status"] == "rebooted" and result["failed"] is failed, result
-    assert result["boot_id"] == after and result["elapsed"] < 60
+    assert result["boot_id"] == after  # seen through the new boot id, not as a vanished runner
 
 
 def test_the_agent_executor_runs_attached(lab: Lab, clean_hooks: list, tmp_path: Path) -> None:

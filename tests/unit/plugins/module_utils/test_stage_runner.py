@@ -110,11 +110,9 @@ def test_large_output_does_not_block_and_keeps_its_tail(tmp_path: Path, store: j
 def test_detached_job_runs_on_and_is_polled_to_its_end(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
     script = shell_script(tmp_path, "sleep 1; echo done")
     job = new_job(store, script)
-    began = time.monotonic()
     start(store, job, script, tmp_path)
-    assert time.monotonic() - began < 0.9  # start returns while the script still runs
     status, fields = jobs.poll(store, job["job_id"], 0)
-    assert status == "running" and fields["job_id"] == job["job_id"]
+    assert status == "running" and fields["job_id"] == job["job_id"]  # start returned while the script runs
     assert [other["job_id"] for other in store.running_jobs(jobs.current_boot_id())] == [job["job_id"]]
     status, fields = jobs.poll(store, job["job_id"], 10)
     assert (status, fields["rc"], fields["stdout_tail"]) == ("ok", 0, "done\n")
