@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._controller_action import ControllerAction
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import plan_scope
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -19,7 +19,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 }
 
 
-class ActionModule(ControllerAction):
+class ActionModule(ValidatingAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 

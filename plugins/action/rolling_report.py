@@ -10,14 +10,14 @@ import json
 from typing import Any, Dict
 
 from ansible.errors import AnsibleActionFail
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._controller_action import ControllerAction
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import build_report, report_lines
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"path": {"type": "path", "required": True}}
 
 
-class ActionModule(ControllerAction):
+class ActionModule(ValidatingAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 

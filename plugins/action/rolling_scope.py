@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ansible.errors import AnsibleActionFail
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._controller_action import ControllerAction
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._scope import SCOPES, ScopeError, resolve
 
 RUN_VARIABLES = tuple(SCOPES) + ("rm_stage_timeout", "rm_ping_interval", "rm_wait_maintenance_timeout",
                                  "rm_max_parallel_migrations", "rm_payload", "rm_run_id")
 
 
-class ActionModule(ControllerAction):
+class ActionModule(ValidatingAction):
     _VALID_ARGS = frozenset()
 
     def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:

@@ -10,22 +10,20 @@ the same-named module through start, poll and cancel with a JobDriver, reconnect
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._job_driver import ConnectionLost, JobDriver
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
 
 display = Display()
 
 
-class HostJobAction(ActionBase):
+class HostJobAction(ValidatingAction):
     """Subclasses name the module and its argument spec, and say how long the job may take."""
 
-    TRANSFERS_FILES = False
     MODULE = ""
-    ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {}
 
     def check_arguments(self, args: Dict[str, Any]) -> None:
         """Raise ValueError naming what is wrong; nothing has touched the host yet."""
@@ -41,11 +39,7 @@ class HostJobAction(ActionBase):
         """Set ``failed`` (always, explicitly) from the job's outcome."""
         raise NotImplementedError
 
-    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        del tmp
-        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+    def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
         host = task_vars.get("inventory_hostname", "")
         args["run_id"] = args.get("run_id") or self._templar.template(task_vars.get("rm_run_id")) or uuid.uuid4().hex[:12]
         args["host_name"] = args.get("host_name") or host
@@ -88,7 +82,7 @@ class HostJobAction(ActionBase):
                 outcome = JobDriver(call, reconnect, what=name, progress=progress, **self.job_timing(args)).run()
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
-        result.update(outcome)
+        result = dict(outcome)
         result.setdefault("run_id", args["run_id"])
         result.pop("invocation", None)
         self.conclude(result, args)

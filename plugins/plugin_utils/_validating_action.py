@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmops.rolling engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The shape of the collection's controller-only actions (plan, scope, report): validate, then act."""
+"""The shape of every action of the collection: validate the arguments against ARGUMENT_SPEC, then act."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any, Dict, Optional
 from ansible.plugins.action import ActionBase
 
 
-class ControllerAction(ActionBase):
-    """Subclasses set ARGUMENT_SPEC and implement act(); nothing is sent to the host."""
+class ValidatingAction(ActionBase):
+    """Subclasses set ARGUMENT_SPEC and implement act(), whose result becomes the task's."""
 
     TRANSFERS_FILES = False
     ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {}
