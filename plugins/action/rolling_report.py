@@ -24,6 +24,7 @@ class ActionModule(ValidatingAction):
     def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
         hostvars = task_vars["hostvars"]
         run = task_vars["rm_run"]
+        recovery = task_vars.get("rm_recovery") or {}
         records = [hostvars[host].get("rm_record") or {"host": host, "cluster": run["cluster_of"].get(host, "")}
                    for host in run["hosts"]]
         state = {
@@ -34,6 +35,7 @@ class ActionModule(ValidatingAction):
             "cancel_failures": task_vars.get("rm_cancel_failures") or [],
             "clusters_left_disabled": task_vars.get("rm_disabled_clusters") or [],
             "enable_failures": task_vars.get("rm_enable_failures") or [],
+            "resumed_from": recovery.get("resumed_from", ""), "found": recovery.get("lines") or [],
         }
         plan = task_vars.get("rm_plan") or {}
         report = build_report(run, records, plan, state)

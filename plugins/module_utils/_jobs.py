@@ -183,6 +183,16 @@ class JobStore:
                 found.append(job)
         return found
 
+    def newest_job(self, run_id: str, label: str) -> Optional[Dict[str, Any]]:
+        """The newest job ``run_id`` started here with this label (a stage, the evacuation), if any."""
+        newest: Optional[Dict[str, Any]] = None
+        for job_id in os.listdir(self.jobs_dir) if os.path.isdir(self.jobs_dir) else []:
+            job = self.read_job(job_id)
+            if job and job.get("run_id") == run_id and job.get("label") == label \
+                    and (newest is None or job.get("created_at", 0) > newest.get("created_at", 0)):
+                newest = job
+        return newest
+
     def prune(self, keep: int = KEPT_JOBS) -> None:
         """Remove the oldest finished jobs beyond ``keep``."""
         finished = []
@@ -323,6 +333,16 @@ def poll(store: JobStore, job_id: str, wait: float) -> Tuple[str, Dict[str, Any]
                                         elapsed=round(time.time() - job["created_at"], 3), boot_id=boot_id,
                                         progress=store.read_progress(job_id), **_tails(store, job_id))
         time.sleep(RESULT_CHECK_SECONDS)
+
+
+def adoptable_job(store: JobStore, run_id: str, label: str, succeeded: Callable[[str], bool]) -> Optional[str]:
+    """The job a resumed run follows instead of doing the work again: the newest attempt of ``run_id`` at
+    this work, if it still runs or ended in success. A failed attempt is never adopted: it is tried again."""
+    job = store.newest_job(run_id, label)
+    if job is None:
+        return None
+    status, _fields = poll(store, job["job_id"], 0.0)
+    return job["job_id"] if status == STATUS_RUNNING or succeeded(status) else None
 
 
 def cancel(store: JobStore, job_id: str) -> Tuple[str, Dict[str, Any]]:

@@ -4,19 +4,24 @@
 """Marks a run leaves in a host's state dir: the truth about the run lives with the hosts.
 
 ``maintenance.json``: the host is in maintenance (never a migration target); ``cluster.json``: this
-run disabled the host's cluster. Each is a small JSON object written atomically.
+run disabled the host's cluster; ``lock.json``: a run holds the host's cluster (its modification time
+is the run's last sign of life); ``last_run.json``: the host's record in the last run that touched it,
+which a resumed run goes on from. Each is a small JSON object written atomically.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any, Dict, Mapping, Optional
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
 
 MAINTENANCE_MARK = "maintenance.json"
 CLUSTER_MARK = "cluster.json"
+LOCK_MARK = "lock.json"
+JOURNAL_MARK = "last_run.json"
 
 
 class MarkError(Exception):
@@ -54,5 +59,28 @@ def remove_mark(state_dir: str, name: str) -> bool:
     try:
         os.unlink(os.path.join(state_dir, name))
     except FileNotFoundError:
+        return False
+    return True
+
+
+def mark_age(state_dir: str, name: str) -> Optional[float]:
+    """Seconds since the mark was last written or renewed, by the host's clock; None when there is none."""
+    try:
+        return max(0.0, round(time.time() - os.stat(os.path.join(state_dir, name)).st_mtime, 1))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def renew_lock(state_dir: str, run_id: str) -> bool:
+    """Show the lock held by ``run_id`` on this host is alive (its age restarts); False when it holds none here."""
+    try:
+        lock = read_mark(state_dir, LOCK_MARK)
+    except MarkError:
+        return False
+    if not lock or lock.get("run_id") != run_id:
+        return False
+    try:
+        os.utime(os.path.join(state_dir, LOCK_MARK))
+    except OSError:
         return False
     return True

@@ -137,6 +137,12 @@ job_id:
   description: The evacuation job on the host (its files are in O(state_dir)/jobs/<job_id>).
   returned: with O(state=present)
   type: str
+adopted:
+  description:
+    - True when the run (O(run_id)) had already started this host's evacuation before it was interrupted and it still
+      ran or had brought the host into maintenance; it was followed instead of being started again.
+  returned: when an evacuation was adopted
+  type: bool
 elapsed:
   description: Seconds from the start of the task until the controller saw the evacuation end.
   returned: with O(state=present)
@@ -181,6 +187,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     MarkError,
     read_mark,
     remove_mark,
+    renew_lock,
     write_mark,
 )
 
@@ -223,6 +230,10 @@ def enter(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
     store.prepare()
     if os.path.isdir(store.job_dir(job_id)):  # a retried start whose first attempt got through
         return poll_result(store, job_id, params["_wait"])
+    mark = read_mark(params["state_dir"], MAINTENANCE_MARK)
+    if mark and mark.get("run_id") == params["run_id"] and os.path.isdir(store.job_dir(str(mark.get("job_id")))):
+        # A resumed run whose evacuation of this host runs still or brought it into maintenance: follow it.
+        return dict(poll_result(store, mark["job_id"], params["_wait"]), adopted=True)
     boot_id = current_boot_id()
     busy = store.running_jobs(boot_id)
     if busy:
@@ -232,7 +243,7 @@ def enter(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
     os.mkdir(store.job_dir(job_id), 0o700)
     job = {"job_id": job_id, "run_id": params["run_id"], "kind": "evacuation", "label": "evacuation",
            "host": params["host_name"], "created_at": time.time(), "boot_id": boot_id,
-           "planned": len(moves)}
+           "planned": len(moves), "timeout": params["wait_timeout"]}
     write_mark(params["state_dir"], MAINTENANCE_MARK, {"run_id": params["run_id"], "host": params["host_name"],
                                                        "job_id": job_id, "state": "evacuating",
                                                        "since": job["created_at"]})
@@ -292,6 +303,8 @@ def main() -> None:
         module.fail_json(msg="%s: %s" % (exc.strerror, exc.filename or ""), status="failed",
                          exception=traceback.format_exc())
     result.setdefault("in_maintenance", in_maintenance(params["state_dir"]))
+    if not module.check_mode:
+        renew_lock(params["state_dir"], params["run_id"])
     module.exit_json(**result)
 
 

@@ -239,8 +239,33 @@ hypervisor:
       returned: success
       type: dict
       sample: {"cluster": "c1", "run_id": "20261124-2210", "since": 1795555000.0}
+    lock:
+      description:
+        - The content of O(state_dir)/lock.json, which a rolling maintenance run holds on every host of the clusters it
+          works on, with RV(hypervisor.lock.age), seconds since the run last renewed it (by the host's clock).
+        - Null when no run holds the host's cluster.
+      returned: success
+      type: dict
+      sample: {"cluster": "c1", "run_id": "20261124T221000Z-4711", "started": "2026-11-24T22:10:00Z",
+               "controller": {"host": "awx-1", "boot_id": "6b1c...", "pid": 4242, "pid_start_ticks": 991},
+               "age": 3.5}
+    last_run:
+      description:
+        - The content of O(state_dir)/last_run.json, the host's record in the last run that worked on it
+          (run_id, record); a resumed run goes on from it.
+        - Null when no run has worked on the host.
+      returned: success
+      type: dict
+    running_jobs:
+      description: Stage scripts and evacuations still running on the host, detached (left by an interrupted run).
+      returned: success
+      type: list
+      elements: dict
+      sample: [{"job_id": "r1.Maintenance-stage.0a1b2c3d", "run_id": "r1", "label": "Maintenance stage",
+                "elapsed": 12.5, "timeout": 1800}]
 """
 
+import time
 from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -252,10 +277,14 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
     open_connection,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import gather
+from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import JobStore, current_boot_id
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     CLUSTER_MARK,
+    JOURNAL_MARK,
+    LOCK_MARK,
     MAINTENANCE_MARK,
     MarkError,
+    mark_age,
     read_mark,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
@@ -282,14 +311,27 @@ def inventory(uri: str, shared_storage_paths: List[str]) -> Dict[str, Any]:
             conn.close()
 
 
+def run_state(state_dir: str) -> Dict[str, Any]:
+    """What runs left on the host: marks, the lock with its age, the last run's record, jobs still running."""
+    lock = read_mark(state_dir, LOCK_MARK)
+    if lock is not None:
+        lock["age"] = mark_age(state_dir, LOCK_MARK)
+    now = time.time()
+    running = [{"job_id": job["job_id"], "run_id": job.get("run_id", ""), "label": job.get("label", ""),
+                "elapsed": round(now - job.get("created_at", now), 1),
+                "timeout": job.get("stage_timeout") or job.get("timeout")}
+               for job in JobStore(state_dir).running_jobs(current_boot_id())]
+    return {"maintenance": read_mark(state_dir, MAINTENANCE_MARK), "cluster_mark": read_mark(state_dir, CLUSTER_MARK),
+            "lock": lock, "last_run": read_mark(state_dir, JOURNAL_MARK), "running_jobs": running}
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib(LIBVIRT_REQUIREMENT), exception=LIBVIRT_IMPORT_ERROR)
     try:
         hypervisor = inventory(module.params["uri"], module.params["shared_storage_paths"] or [])
-        hypervisor["maintenance"] = read_mark(module.params["state_dir"], MAINTENANCE_MARK)
-        hypervisor["cluster_mark"] = read_mark(module.params["state_dir"], CLUSTER_MARK)
+        hypervisor.update(run_state(module.params["state_dir"]))
     except (RuntimeError, MarkError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, hypervisor=hypervisor)

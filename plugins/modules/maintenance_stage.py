@@ -159,6 +159,12 @@ job_id:
   description: Identifier of the job on the host; its files are in O(state_dir)/jobs/<job_id>.
   returned: when a script ran
   type: str
+adopted:
+  description:
+    - True when the run (O(run_id)) had already started this stage on the host, before it was interrupted, and
+      that job still ran or had succeeded; it was followed instead of running the script again.
+  returned: when a job was adopted
+  type: bool
 run_id:
   description: The run the stage belongs to.
   returned: always
@@ -225,12 +231,14 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     JOB_ARGUMENT_SPEC,
     JobError,
     JobStore,
+    adoptable_job,
     as_run_by_this_process,
     cancel,
     current_boot_id,
     poll,
     start_detached,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import renew_lock
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import execute
 
 
@@ -262,6 +270,12 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
         # A retried start whose first attempt got through: follow that job, never run it twice.
         status, fields = poll(store, job_id, params["_wait"])
         return dict(fields, status=status, argv=argv)
+    adopted = adoptable_job(store, params["run_id"], "%s stage" % stage,
+                            lambda status: stage_succeeded(status, stage, params["rebooted_ok"]))
+    if adopted is not None:
+        # A resumed run: this stage already ran (or still runs) for the run; follow it, never run it twice.
+        status, fields = poll(store, adopted, params["_wait"])
+        return dict(fields, status=status, adopted=True)
     boot_id = current_boot_id()
     busy = store.running_jobs(boot_id)
     if busy:
@@ -313,6 +327,8 @@ def main() -> None:
                                 " (run the stage as root, with become)" if exc.errno in (1, 13) else "")
     if failure is not None:
         module.fail_json(msg=failure, status="failed", stage=params["stage"], run_id=params["run_id"], job_id=job_id)
+    if not module.check_mode:
+        renew_lock(params["state_dir"], params["run_id"])
     result.setdefault("changed", True)
     result.setdefault("run_id", params["run_id"])
     result.setdefault("job_id", job_id)

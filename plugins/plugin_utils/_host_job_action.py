@@ -48,16 +48,21 @@ class HostJobAction(ValidatingAction):
         except ValueError as exc:
             raise AnsibleActionFail("%s: nothing was done" % exc)
         name = self.job_name(args)
-        job_id = "%s.%s.%s" % (args["run_id"], name.replace(" ", "-"), uuid.uuid4().hex[:8])
+        # The job this task follows: its own, or the one an interrupted run left and the host adopted.
+        job = {"id": "%s.%s.%s" % (args["run_id"], name.replace(" ", "-"), uuid.uuid4().hex[:8])}
 
         def call(mode: str, wait: float) -> Dict[str, Any]:
-            module_args = dict(args, _mode=mode, _job_id=job_id, _wait=wait)
+            module_args = dict(args, _mode=mode, _job_id=job["id"], _wait=wait)
             try:
                 reply = self._execute_module(module_name=self.MODULE, module_args=module_args, task_vars=task_vars)
             except AnsibleConnectionFailure as exc:
                 raise ConnectionLost(str(exc))
             if reply.get("unreachable"):
                 raise ConnectionLost(reply.get("msg", "unreachable"))
+            if reply.get("adopted") and reply.get("job_id"):
+                job["id"] = reply["job_id"]
+                display.display("%s: %s of run %s was already under way before the run was interrupted: "
+                                "following job %s" % (host, name, args["run_id"], job["id"]))
             return reply
 
         def reconnect() -> None:

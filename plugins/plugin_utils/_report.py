@@ -17,7 +17,8 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
     ``run``: the resolved scope (run_id, hosts, ...); ``records``: each host's record (host, cluster,
     status, stage, reason, start, end, stages, evacuation), in the order of the run; ``plan``: what
     capacity_plan returned; ``state``: aborted, abort_reason, forced, check_mode, started, ended,
-    cancel_failures (hosts that could not leave maintenance), clusters_left_disabled, enable_failures.
+    cancel_failures (hosts that could not leave maintenance), clusters_left_disabled, enable_failures,
+    resumed_from (the interrupted run this one took up), found (what earlier runs left, and what was done).
     """
     updated: List[Dict[str, Any]] = []
     skipped: List[Dict[str, Any]] = []
@@ -53,6 +54,8 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
         "check_mode": bool(state.get("check_mode")),
         "started": state.get("started", ""),
         "ended": state.get("ended", ""),
+        "resumed_from": state.get("resumed_from") or "",
+        "found": list(state.get("found") or ()),
         "plan": {"clusters": list(plan.get("clusters") or []), "lines": list(plan.get("lines") or []),
                  "problems": dict(plan.get("problems") or {})},
         "hosts_updated": updated,
@@ -79,6 +82,7 @@ def report_lines(report: Mapping[str, Any]) -> List[str]:
         lines.append("ATTENTION: %s" % "; ".join(report["attention"]))
     lines.append("Rolling maintenance %s: %s - %s" % (
         report["run_id"], "SUCCESS" if report["success"] else "FAILED", report["details"]))
+    lines.extend("  found    %s" % line for line in report.get("found") or ())
     for entry in report["hosts_updated"]:
         lines.append("  updated  %s/%s  %s  %s" % (
             entry["cluster"], entry["host"], _evacuation_words(entry), _stage_words(entry["stages"])))

@@ -43,7 +43,7 @@ def scenario(lab: Lab, tmp_path: Path) -> Iterator[Run]:
     for name in before:
         assert len(after.get(name, [])) == 1, "%s runs on %s after the run" % (name, after.get(name))
     for host in ALL:
-        for mark in ("maintenance.json", "cluster.json"):
+        for mark in ("maintenance.json", "cluster.json", "lock.json"):
             path = "/var/lib/kvm-rolling-maintenance/" + mark
             assert lab.exec(host, "test", "-e", path, check=False).returncode == 1, "%s left on %s" % (mark, host)
         lab.clear_hooks(host)

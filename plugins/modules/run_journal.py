@@ -1,0 +1,96 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: run_journal
+short_description: Keep on a KVM host its record in the rolling maintenance run that works on it
+version_added: 0.2.0
+description:
+  - After each step on a host (a stage, the evacuation, leaving maintenance, the end) the run writes the host's
+    record to C(last_run.json) in O(state_dir), atomically. When the run is interrupted (controller killed, ssh cut,
+    laptop closed), the next run started with C(rm_resume=true) reads it and goes on from the step after the last one
+    recorded, so no host is updated twice and no stage that ended is run again.
+  - Writing the record also renews the run's lock on the host (see M(kvmops.rolling.run_lock)).
+author:
+  - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
+options:
+  run_id:
+    description: The run the record belongs to.
+    type: str
+    required: true
+  record:
+    description: The host's record in the run (status, stages, evacuation, start, end, ...), as the report shows it.
+    type: dict
+    required: true
+  state_dir:
+    description: Root-only directory of the collection's state on the host.
+    type: path
+    default: /var/lib/kvm-rolling-maintenance
+notes:
+  - Supports check mode; then nothing is written.
+"""
+
+EXAMPLES = r"""
+- name: Keep the host's record on the host
+  kvmops.rolling.run_journal:
+    run_id: "{{ rm_run_id }}"
+    record: "{{ rm_record }}"
+"""
+
+RETURN = r"""
+previous_run_id:
+  description: The run of the record found before the task (null when there was none).
+  returned: always
+  type: str
+msg:
+  description: What happened.
+  returned: always
+  type: str
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
+    JOURNAL_MARK,
+    MarkError,
+    read_mark,
+    renew_lock,
+    write_mark,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={
+        "run_id": {"type": "str", "required": True},
+        "record": {"type": "dict", "required": True},
+        "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
+    }, supports_check_mode=True)
+    params = module.params
+    try:
+        previous = read_mark(params["state_dir"], JOURNAL_MARK)
+    except MarkError:
+        previous = None  # a corrupt record is replaced: it only ever helps a resume
+    if not module.check_mode:
+        try:
+            os.makedirs(params["state_dir"], mode=0o700, exist_ok=True)
+            write_mark(params["state_dir"], JOURNAL_MARK, {"run_id": params["run_id"], "record": params["record"],
+                                                           "written_at": time.time()})
+        except OSError as exc:
+            module.fail_json(msg="cannot keep the host's record in %s: %s" % (params["state_dir"], exc.strerror))
+        renew_lock(params["state_dir"], params["run_id"])
+    module.exit_json(changed=True, previous_run_id=(previous or {}).get("run_id"),
+                     msg="record of run %s kept (status %s)" % (params["run_id"], params["record"].get("status")))
+
+
+if __name__ == "__main__":
+    main()

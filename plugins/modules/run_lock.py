@@ -1,0 +1,188 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: run_lock
+short_description: Take or release, on one KVM host, the lock a rolling maintenance run holds on the host's cluster
+version_added: 0.2.0
+description:
+  - Two runs must never work on the same cluster at once. A run takes the lock (C(lock.json) in O(state_dir)) on every
+    host of each cluster it works on, in inventory order, before it touches any; a second run finds it and refuses to
+    start, naming the first run and its start time.
+  - The lock lives with the hosts, so runs from different controllers (a laptop, AWX) see each other. The holder
+    renews it (its modification time) each time it polls a stage or an evacuation on the host; its age tells how long
+    the holder has not been heard from.
+  - With O(state=present) the lock is taken when the host has none, when O(run_id) holds it already (a resumed run:
+    the lock is written again, naming this controller),
+    or when it is held by O(takeover), the run the caller has found dead or stale. Any other holder makes the task
+    fail with a message naming it. The check and the write happen under an exclusive C(flock), so two runs racing
+    for the same host cannot both get it.
+  - With O(state=absent) the lock is released, only when O(run_id) holds it.
+author:
+  - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
+options:
+  state:
+    description: V(present) takes (or renews) the lock, V(absent) releases it.
+    type: str
+    required: true
+    choices: [present, absent]
+  cluster:
+    description: The host's cluster, recorded in the lock.
+    type: str
+    required: true
+  run_id:
+    description: The run that takes or releases the lock.
+    type: str
+    required: true
+  started:
+    description: When the run started (UTC, ISO 8601), recorded in the lock for the message another run shows.
+    type: str
+    default: ""
+  controller:
+    description:
+      - Who runs the run (host, boot_id, pid, pid_start_ticks of the controller process), recorded in the lock so a
+        later run on the same controller can tell a dead holder at once.
+    type: dict
+    default: {}
+  takeover:
+    description: With O(state=present), the run whose lock may be replaced (found dead or stale by the caller).
+    type: str
+    default: ""
+  state_dir:
+    description: Root-only directory of the collection's state on the host.
+    type: path
+    default: /var/lib/kvm-rolling-maintenance
+notes:
+  - Supports check mode; then nothing is written and the result says whether the lock could be taken.
+"""
+
+EXAMPLES = r"""
+- name: Take the lock of cluster c1 on each of its hosts, in order
+  kvmops.rolling.run_lock:
+    state: present
+    cluster: c1
+    run_id: "{{ rm_run_id }}"
+    started: "2026-11-24T22:10:00Z"
+  delegate_to: "{{ item }}"
+  loop: [hv1, hv2, hv3]
+
+- name: Release it
+  kvmops.rolling.run_lock:
+    state: absent
+    cluster: c1
+    run_id: "{{ rm_run_id }}"
+"""
+
+RETURN = r"""
+previous:
+  description: The lock found before the task (null when there was none).
+  returned: always
+  type: dict
+  sample: {"cluster": "c1", "run_id": "20261124T221000Z-4711", "started": "2026-11-24T22:10:00Z"}
+held:
+  description: Whether O(run_id) holds the lock on the host after the task (in check mode, whether it would).
+  returned: always
+  type: bool
+msg:
+  description: What happened.
+  returned: always
+  type: str
+"""
+
+import fcntl
+import os
+import time
+from typing import Any, Dict, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
+    LOCK_MARK,
+    MarkError,
+    mark_age,
+    read_mark,
+    remove_mark,
+    write_mark,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
+
+# Serialises the read-then-write of lock.json between runs racing for the same host.
+FLOCK_FILE = ".lock.flock"
+
+
+def holder_words(lock: Dict[str, Any], age: Optional[float]) -> str:
+    controller = lock.get("controller") or {}
+    return "run %s, started %s on controller %s (pid %s), last heard from %s s ago" % (
+        lock.get("run_id"), lock.get("started") or "at an unknown time", controller.get("host", "?"),
+        controller.get("pid", "?"), "?" if age is None else "%.0f" % age)
+
+
+def take(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    params = module.params
+    state_dir = params["state_dir"]
+    ours = previous is not None and previous.get("run_id") == params["run_id"]
+    if previous is not None and not ours and previous.get("run_id") != params["takeover"]:
+        module.fail_json(msg="cluster %s is being maintained by another run: %s" % (
+            params["cluster"], holder_words(previous, mark_age(state_dir, LOCK_MARK))), previous=previous, held=False)
+    if not module.check_mode:
+        write_mark(state_dir, LOCK_MARK, {"cluster": params["cluster"], "run_id": params["run_id"],
+                                          "started": params["started"], "controller": params["controller"],
+                                          "taken_at": time.time(), "took_over": params["takeover"] or None})
+    # A resumed run writes its lock again: the controller that holds it now is this one.
+    taken = "holds again the lock" if ours else "took over the lock of run %s" % params["takeover"] \
+        if previous is not None else "took the lock"
+    return {"changed": True, "held": True,
+            "msg": "run %s %s of cluster %s" % (params["run_id"], taken, params["cluster"])}
+
+
+def release(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    params = module.params
+    if previous is None or previous.get("run_id") != params["run_id"]:
+        return {"changed": False, "held": False,
+                "msg": "run %s holds no lock here%s" % (params["run_id"], "" if previous is None else
+                                                        " (run %s does; left alone)" % previous.get("run_id"))}
+    if not module.check_mode:
+        remove_mark(params["state_dir"], LOCK_MARK)
+    return {"changed": True, "held": False, "msg": "run %s released the lock of cluster %s"
+            % (params["run_id"], params["cluster"])}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={
+        "state": {"type": "str", "required": True, "choices": ["present", "absent"]},
+        "cluster": {"type": "str", "required": True},
+        "run_id": {"type": "str", "required": True},
+        "started": {"type": "str", "default": ""},
+        "controller": {"type": "dict", "default": {}},
+        "takeover": {"type": "str", "default": ""},
+        "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
+    }, supports_check_mode=True)
+    state_dir = module.params["state_dir"]
+    act = take if module.params["state"] == "present" else release
+    try:
+        if module.check_mode:  # nothing is written, not even the flock file
+            previous = read_mark(state_dir, LOCK_MARK)
+            result = act(module, previous)
+        else:
+            os.makedirs(state_dir, mode=0o700, exist_ok=True)
+            with open(os.path.join(state_dir, FLOCK_FILE), "a") as flock:
+                fcntl.flock(flock, fcntl.LOCK_EX)
+                previous = read_mark(state_dir, LOCK_MARK)
+                result = act(module, previous)
+    except MarkError as exc:
+        module.fail_json(msg="%s; the lock's holder is unknown, so no run may take it" % exc, held=False)
+    except OSError as exc:
+        module.fail_json(msg="cannot lock %s: %s%s" % (state_dir, exc.strerror,
+                                                       " (run as root, with become)" if exc.errno in (1, 13) else ""),
+                         held=False)
+    module.exit_json(previous=previous, **result)
+
+
+if __name__ == "__main__":
+    main()

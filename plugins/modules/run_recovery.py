@@ -1,0 +1,126 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: run_recovery
+short_description: Decide what a rolling maintenance run does about what earlier runs left on the hosts
+version_added: 0.2.0
+description:
+  - Runs on the controller (an action plugin), after C(kvmops.rolling.hypervisor_info) has gathered every host of the
+    clusters concerned (kept in the host variable named by O(facts_var)): the lock of each cluster, the marks (host in
+    maintenance, cluster disabled), the jobs still running and each host's record in its last run.
+  - A lock whose holder may still be at work makes it refuse (RV(refusal) names the run, its start and its
+    controller). A holder is gone when its ansible-playbook process is gone (same controller), its controller has
+    rebooted, or it has not renewed its lock for O(lock_timeout) seconds.
+  - What gone runs left is repaired (hosts leave maintenance, clusters are enabled again, jobs still running are waited
+    for), unless O(resume) is true and exactly one interrupted run holds the clusters: then RV(run_id) is that run, and
+    RV(done) and RV(goes_on) say where each host stands in it.
+author:
+  - kvmops.rolling engineers (@kvmops)
+extends_documentation_fragment:
+  - kvmops.rolling.rolling
+options:
+  clusters:
+    description: The clusters the run works on, each with all its hosts in inventory order.
+    type: dict
+    required: true
+  run_id:
+    description: The id of the new run.
+    type: str
+    required: true
+  resume:
+    description: Take up the interrupted run that holds the clusters, instead of repairing what it left and starting afresh.
+    type: bool
+    default: false
+  lock_timeout:
+    description: Seconds after which a lock that has not been renewed is taken over.
+    type: int
+    required: true
+  facts_var:
+    description: The host variable that holds what C(kvmops.rolling.hypervisor_info) returned.
+    type: str
+    default: rm_hypervisor
+"""
+
+EXAMPLES = r"""
+- name: Decide about what earlier runs left
+  kvmops.rolling.run_recovery:
+    clusters: {c1: [hv1, hv2, hv3]}
+    run_id: "{{ rm_run_id }}"
+    resume: true
+    lock_timeout: 900
+  register: recovery
+"""
+
+RETURN = r"""
+refusal:
+  description: Why the run must not start ("" when it may).
+  returned: always
+  type: str
+run_id:
+  description: The run id to go on with, the resumed run's when resuming.
+  returned: always
+  type: str
+resumed_from:
+  description: The interrupted run taken up ("" when none).
+  returned: always
+  type: str
+lines:
+  description: What was found and what will be done about it, in words.
+  returned: always
+  type: list
+  elements: str
+takeover:
+  description: Host to the gone run whose lock is replaced there.
+  returned: always
+  type: dict
+lock_hosts:
+  description: The hosts of the clusters that answered, in inventory order; the run takes its lock on each.
+  returned: always
+  type: list
+  elements: str
+wait_jobs:
+  description: The jobs of gone runs still running (host, job_id, run_id, label, wait in seconds).
+  returned: always
+  type: list
+  elements: dict
+leave_maintenance:
+  description: Host to the gone run that left it in maintenance.
+  returned: always
+  type: dict
+enable_clusters:
+  description: Cluster to the gone run that left it disabled.
+  returned: always
+  type: dict
+done:
+  description: When resuming, host to its final record in the resumed run (updated, or needed no maintenance).
+  returned: always
+  type: dict
+goes_on:
+  description: When resuming, host to its record in the resumed run, for the hosts the run was working on.
+  returned: always
+  type: dict
+in_maintenance:
+  description: When resuming, the hosts the resumed run had in maintenance.
+  returned: always
+  type: list
+  elements: str
+disabled_clusters:
+  description: When resuming, the clusters the resumed run had disabled.
+  returned: always
+  type: list
+  elements: str
+repairs:
+  description: Whether anything must be waited for or repaired on the hosts.
+  returned: always
+  type: bool
+controller:
+  description: This controller and its ansible-playbook process, as recorded in the locks this run takes.
+  returned: always
+  type: dict
+"""

@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a run finds on the hosts before it starts, and what it does about it. Pure.
+
+Runs leave their state with the hosts: a lock on every host of the clusters they work on, marks
+(host in maintenance, cluster disabled), jobs still running detached, and each host's record. A new
+run reads all of it first. A lock whose holder is alive makes it refuse to start. Anything left by a
+run that is gone (its controller process died, or it has not renewed its lock for ``lock_timeout``
+seconds) is repaired, or, with ``resume``, that run is taken up again where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
+
+# How much longer than its own timeout a job left running may take to end, before the run gives up waiting.
+JOB_WAIT_SLACK_SECONDS = 60
+
+
+@dataclass
+class Recovery:
+    """The decision, for the role to carry out."""
+
+    run_id: str
+    refusal: str = ""
+    resumed_from: str = ""
+    lines: List[str] = field(default_factory=list)
+    # host -> run id whose lock this run replaces there ("" when the host had no lock or it is ours already)
+    takeover: Dict[str, str] = field(default_factory=dict)
+    # hosts that answered, in inventory order: the run takes its lock on each
+    lock_hosts: List[str] = field(default_factory=list)
+    # [{host, job_id, run_id, label, wait}]: jobs of gone runs to wait for before anything else
+    wait_jobs: List[Dict[str, Any]] = field(default_factory=list)
+    # host -> run id: hosts to take out of maintenance
+    leave_maintenance: Dict[str, str] = field(default_factory=dict)
+    # cluster -> run id: clusters to enable again (the mark on each host, and the enable command once)
+    enable_clusters: Dict[str, str] = field(default_factory=dict)
+    # resume: hosts whose part of the resumed run is over (host -> record), or goes on (host -> record)
+    done: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    goes_on: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # resume: hosts the resumed run left in maintenance, and clusters it left disabled (it carries on with them)
+    in_maintenance: List[str] = field(default_factory=list)
+    disabled_clusters: List[str] = field(default_factory=list)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+
+def record_is_final(record: Mapping[str, Any]) -> bool:
+    """A host's record that a resumed run keeps: updated, or skipped because it needed no maintenance."""
+    return record.get("status") == "updated" or (record.get("status") == "skipped" and record.get("kind") == "skip")
+
+
+def holder_gone(lock: Mapping[str, Any], age: float, lock_timeout: int, controller: Mapping[str, Any],
+                alive: Callable[[int, Optional[int]], bool]) -> str:
+    """Why the lock's holder is gone, or "" when it may still be at work."""
+    owner = lock.get("controller") or {}
+    if owner.get("host") and owner.get("host") == controller.get("host"):
+        if owner.get("boot_id") and owner.get("boot_id") != controller.get("boot_id"):
+            return "its controller %s has rebooted since" % owner["host"]
+        pid = owner.get("pid")
+        if isinstance(pid, int) and not alive(pid, owner.get("pid_start_ticks")):
+            return "its ansible-playbook process (pid %d on %s) is gone" % (pid, owner["host"])
+    if age > lock_timeout:
+        return "it has not been heard from for %.0f s (rm_lock_timeout is %d s)" % (age, lock_timeout)
+    return ""
+
+
+def assess(clusters: Mapping[str, Sequence[str]], states: Mapping[str, Optional[Mapping[str, Any]]], new_run_id: str,
+           resume: bool, lock_timeout: int, controller: Mapping[str, Any],
+           alive: Callable[[int, Optional[int]], bool]) -> Recovery:
+    """Decide, from each host's state (None: unreachable), what this run does before it starts.
+
+    ``clusters``: the clusters the run works on, each with all its hosts in inventory order.
+    """
+    recovery = Recovery(run_id=new_run_id)
+    hosts = [host for members in clusters.values() for host in members]
+    reachable = {host: states[host] for host in hosts if states.get(host)}
+    recovery.lock_hosts = list(reachable)
+    gone = _gone_holders(clusters, reachable, lock_timeout, controller, alive, recovery)
+    if recovery.refusal:
+        return recovery
+    # Marks and jobs of runs that hold no lock any more count as left behind too (a run killed while finishing).
+    left = {run for state in reachable.values() for run in _runs_in(state)} - {new_run_id}
+    orphans = sorted(left - set(gone))
+    for run in orphans:
+        gone[run] = "it holds no lock any more"
+    if resume:
+        _choose_resumed(recovery, gone, reachable)
+        if recovery.refusal:
+            return recovery
+    for host, state in reachable.items():
+        lock = state.get("lock") or {}
+        if lock.get("run_id") in gone and lock.get("run_id") != recovery.run_id:
+            recovery.takeover[host] = lock["run_id"]
+    _plan_repairs(recovery, clusters, reachable, gone)
+    return recovery
+
+
+def _gone_holders(clusters: Mapping[str, Sequence[str]], reachable: Mapping[str, Mapping[str, Any]],
+                  lock_timeout: int, controller: Mapping[str, Any], alive: Callable[[int, Optional[int]], bool],
+                  recovery: Recovery) -> Dict[str, str]:
+    """Lock holders found gone (run id -> why); sets the refusal when one holder may still be at work."""
+    gone: Dict[str, str] = {}
+    for cluster, members in clusters.items():
+        freshest: Dict[str, Any] = {}  # run id -> (age, lock) of its most recently renewed lock in the cluster
+        for host in members:
+            lock = (reachable.get(host) or {}).get("lock")
+            if lock and lock.get("run_id"):
+                age = float(lock.get("age") or 0.0)
+                if lock["run_id"] not in freshest or age < freshest[lock["run_id"]][0]:
+                    freshest[lock["run_id"]] = (age, lock)
+        for run, (age, lock) in sorted(freshest.items()):
+            why = holder_gone(lock, age, lock_timeout, controller, alive)
+            if not why:
+                owner = lock.get("controller") or {}
+                recovery.refusal = (
+                    "cluster %s is being maintained by run %s, started %s on controller %s (pid %s), last heard "
+                    "from %.0f s ago; refused to start, nothing was done. A run that is not heard from for "
+                    "rm_lock_timeout (%d s) is taken over." % (cluster, run, lock.get("started") or "at an unknown time",
+                                                               owner.get("host", "?"), owner.get("pid", "?"), age,
+                                                               lock_timeout))
+                return gone
+            if run not in gone:
+                gone[run] = why
+                recovery.lines.append("run %s, started %s, was interrupted: %s" % (run, lock.get("started") or "?", why))
+    return gone
+
+
+def _runs_in(state: Mapping[str, Any]) -> Set[str]:
+    """Runs that left a mark or a running job on the host."""
+    runs = {job.get("run_id", "") for job in state.get("running_jobs") or ()}
+    for mark in ("maintenance", "cluster_mark"):
+        if state.get(mark):
+            runs.add(state[mark].get("run_id", ""))
+    return {run for run in runs if run}
+
+
+def _choose_resumed(recovery: Recovery, gone: Mapping[str, str], reachable: Mapping[str, Mapping[str, Any]]) -> None:
+    locked = sorted({(state.get("lock") or {}).get("run_id") for state in reachable.values()} & set(gone))
+    if len(locked) > 1:
+        recovery.refusal = ("rm_resume: several interrupted runs hold these clusters (%s); resume them one at a time, "
+                            "with a scope that holds only one; nothing was done" % ", ".join(locked))
+        return
+    if not locked:
+        recovery.lines.append("rm_resume: no interrupted run holds these clusters; run %s starts afresh" % recovery.run_id)
+        return
+    run = locked[0]
+    recovery.run_id = recovery.resumed_from = run
+    for host, state in reachable.items():
+        journal = state.get("last_run") or {}
+        record = journal.get("record") if journal.get("run_id") == run else None
+        if isinstance(record, dict) and record_is_final(record):
+            recovery.done[host] = record
+        elif isinstance(record, dict) and record.get("status") == "in_progress":
+            recovery.goes_on[host] = record
+        if (state.get("maintenance") or {}).get("run_id") == run:
+            recovery.in_maintenance.append(host)
+        cluster_mark = state.get("cluster_mark") or {}
+        if cluster_mark.get("run_id") == run and cluster_mark.get("cluster") not in recovery.disabled_clusters:
+            recovery.disabled_clusters.append(cluster_mark.get("cluster"))
+    words = ["%s %s already" % (host, record["status"]) for host, record in sorted(recovery.done.items())]
+    words += ["%s goes on after %s" % (host, ", ".join(record.get("stages") or {}) or "its start")
+              for host, record in sorted(recovery.goes_on.items())]
+    recovery.lines.append("resuming run %s: %s" % (run, "; ".join(words) or "no host had been worked on"))
+
+
+def _plan_repairs(recovery: Recovery, clusters: Mapping[str, Sequence[str]],
+                  reachable: Mapping[str, Mapping[str, Any]], gone: Mapping[str, str]) -> None:
+    cluster_of = {host: cluster for cluster, members in clusters.items() for host in members}
+    for host in (host for members in clusters.values() for host in members if host in reachable):
+        state = reachable[host]
+        for job in state.get("running_jobs") or ():
+            # The resumed run follows its own stages; an evacuation must end before the capacity re-check.
+            if job.get("run_id") != recovery.run_id or job.get("label") == "evacuation":
+                wait = int(job.get("timeout") or 0) - int(job.get("elapsed") or 0) + JOB_WAIT_SLACK_SECONDS
+                recovery.wait_jobs.append(dict(job, host=host, wait=max(wait, JOB_WAIT_SLACK_SECONDS)))
+                recovery.lines.append("%s: the %s of run %s still runs (%.0f s so far): waiting for it to end"
+                                      % (host, job.get("label"), job.get("run_id"), job.get("elapsed") or 0))
+        mark = state.get("maintenance") or {}
+        if mark.get("run_id") in gone and mark.get("run_id") != recovery.run_id:
+            recovery.leave_maintenance[host] = mark["run_id"]
+            recovery.lines.append("%s: left in maintenance by run %s: it leaves maintenance" % (host, mark["run_id"]))
+        cluster_mark = state.get("cluster_mark") or {}
+        run = cluster_mark.get("run_id")
+        if run in gone and run != recovery.run_id:
+            cluster = cluster_mark.get("cluster") or cluster_of[host]
+            if cluster not in recovery.enable_clusters:
+                recovery.enable_clusters[cluster] = run
+                recovery.lines.append("cluster %s: left disabled by run %s: it is enabled again" % (cluster, run))
