@@ -23,7 +23,7 @@ class ActionModule(ValidatingAction):
 
     def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
         hostvars = task_vars["hostvars"]
-        run = task_vars["rm_run"]
+        run = dict(task_vars["rm_run"], run_id=task_vars.get("rm_run_id") or task_vars["rm_run"].get("run_id", ""))
         recovery = task_vars.get("rm_recovery") or {}
         records = [hostvars[host].get("rm_record") or {"host": host, "cluster": run["cluster_of"].get(host, "")}
                    for host in run["hosts"]]

@@ -95,14 +95,19 @@ class Lab:
             else:
                 entry.unlink()
 
-    def playbook(self, playbook: Path, *args: str, env: Optional[Dict[str, str]] = None,
-                 timeout: float = 600, venv_bin: Path = VENV_BIN) -> "subprocess.CompletedProcess[str]":
+    def playbook_command(self, playbook: Path, *args: str, env: Optional[Dict[str, str]] = None,
+                         venv_bin: Path = VENV_BIN) -> Dict[str, Any]:
+        """subprocess keyword arguments that run ansible-playbook on the lab from the repository."""
         environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                            PATH="%s:%s" % (venv_bin, os.environ.get("PATH", "")), ANSIBLE_FORCE_COLOR="0")
         environment.update(env or {})
-        return subprocess.run([str(venv_bin / "ansible-playbook"), "-i", self.inventory, str(playbook), *args],
-                              capture_output=True, text=True, env=environment, cwd=str(REPO), timeout=timeout,
-                              check=False)
+        return {"args": [str(venv_bin / "ansible-playbook"), "-i", self.inventory, str(playbook), *args],
+                "env": environment, "cwd": str(REPO), "text": True}
+
+    def playbook(self, playbook: Path, *args: str, env: Optional[Dict[str, str]] = None,
+                 timeout: float = 600, venv_bin: Path = VENV_BIN) -> "subprocess.CompletedProcess[str]":
+        return subprocess.run(capture_output=True, timeout=timeout, check=False,
+                              **self.playbook_command(playbook, *args, env=env, venv_bin=venv_bin))
 
     def run_stage(self, tmp_path: Path, host: str, check_mode: bool = False, **options: Any) -> Dict[str, Any]:
         """Run the maintenance_stage task on one host through a real playbook; return its registered result."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -41,15 +42,23 @@ class Run:
                         % (self.log, special.get((host, stage)) or "exit 0"))
                 self.lab.write_hook(host, stage, body)
 
-    def play(self, *args: str, venv_bin: Optional[Path] = None) -> Dict[str, Any]:
-        extra = ["-e", json.dumps({
+    def _extra(self) -> List[str]:
+        return ["-e", json.dumps({
             "rm_ping_interval": 1, "rm_report_path": str(self.report_path),
             "rm_cluster_disable_command": "sh -c 'echo disable $RM_CLUSTER >> %s'" % self.log,
             "rm_cluster_enable_command": "sh -c 'echo enable $RM_CLUSTER >> %s'" % self.log})]
+
+    def play(self, *args: str, venv_bin: Optional[Path] = None) -> Dict[str, Any]:
         kwargs = {"venv_bin": venv_bin} if venv_bin else {}
-        self.completed = self.lab.playbook(PLAYBOOK, *extra, *args, **kwargs)
+        self.completed = self.lab.playbook(PLAYBOOK, *self._extra(), *args, **kwargs)
         self.report = json.loads(self.report_path.read_text()) if self.report_path.exists() else {}
         return self.report
+
+    def start(self, *args: str) -> "subprocess.Popen[str]":
+        """The run in the background, in a process group of its own (so it can be killed whole, like a closed laptop)."""
+        output = open(self.dir / "background-run.log", "a")
+        return subprocess.Popen(stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                **self.lab.playbook_command(PLAYBOOK, *self._extra(), *args))
 
     @property
     def output(self) -> str:

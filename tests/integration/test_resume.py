@@ -1,0 +1,160 @@
+"""An interrupted run, and the runs after it: the lock of a cluster, kill -9 of the controller, resume and repair."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+from labtools import Lab
+from runtools import C1, STAGES, Run
+
+pytestmark = pytest.mark.lab
+
+WAIT_SECONDS = 300
+
+
+def wait_until(condition: Callable[[], bool], what: str, process: Optional["subprocess.Popen[str]"] = None) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError("the run ended (rc %s) before %s" % (process.returncode, what))
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.01)
+
+
+def held_hook(run: Run, name: str) -> str:
+    """A stage body that says it started (a file) and waits for the test to let it end (another file)."""
+    return "touch %s\nwhile [ ! -e %s ]; do sleep 0.1; done" % (run.dir / (name + ".started"), run.dir / (name + ".go"))
+
+
+def release(run: Run, name: str) -> None:
+    (run.dir / (name + ".go")).touch()
+
+
+def kill_run(process: "subprocess.Popen[str]") -> None:
+    """kill -9 of the controller: ansible-playbook and its workers, at once."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def state_file(lab: Lab, host: str, name: str) -> Optional[Dict[str, Any]]:
+    path = Path(lab.kvmlab("path", host, "state").stdout.strip()) / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def updated_exactly_once(run: Run, hosts: List[str]) -> None:
+    for host in hosts:
+        assert run.stages_run(host) == list(STAGES), "%s ran %s" % (host, run.stages_run(host))
+    assert sorted(entry["host"] for entry in run.report["hosts_updated"]) == sorted(hosts), run.output
+
+
+@pytest.mark.parametrize("phase", ["PreMaintenance", "evacuation", "Maintenance", "PostMaintenance"])
+def test_kill_9_then_resume_finishes_every_host_once(scenario: Run, lab: Lab, phase: str) -> None:
+    before = lab.running_guests()
+    scenario.hooks(C1, {} if phase == "evacuation" else {("hv2", phase): held_hook(scenario, phase)})
+    process = scenario.start("-e", "rm_clusters=c1", "-e", "rm_max_parallel_migrations=1")
+    if phase == "evacuation":
+        # Killed the moment hv2's evacuation begins (its mark appears), before the controller sees it end.
+        wait_until(lambda: (state_file(lab, "hv2", "maintenance.json") or {}).get("state") == "evacuating",
+                   "hv2's evacuation", process)
+    else:
+        wait_until((scenario.dir / (phase + ".started")).exists, "hv2's %s stage" % phase, process)
+    kill_run(process)
+    journal = state_file(lab, "hv2", "last_run.json") or {}
+    interrupted = journal.get("run_id")
+    assert interrupted and journal["record"]["status"] == "in_progress", journal
+    if phase == "evacuation":
+        assert "evacuation" not in journal["record"], "the kill came after the evacuation was recorded"
+    else:
+        release(scenario, phase)  # the detached stage goes on without its controller and ends
+    lock = state_file(lab, "hv1", "lock.json")
+    assert lock and lock["run_id"] == interrupted
+
+    report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_resume=true")
+
+    assert scenario.completed.returncode == 0, scenario.output
+    assert report["run_id"] == report["resumed_from"] == interrupted
+    assert report["success"] and not report["attention"]
+    updated_exactly_once(scenario, C1)
+    events = [" ".join(event) for event in scenario.events() if event[0] in ("disable", "enable")]
+    assert events == ["disable c1", "enable c1"], events
+    assert any(line.startswith("resuming run %s: hv1 updated already" % interrupted) for line in report["found"])
+    evacuations = [entry["evacuation"] for entry in report["hosts_updated"] if entry["host"] == "hv2"]
+    if phase in ("evacuation", "Maintenance"):
+        # hv2 was still in maintenance: the resumed run took it up with the guests already moved.
+        assert evacuations and (evacuations[0].get("adopted") or evacuations[0]["status"] == "ok")
+    after = lab.running_guests()
+    assert sorted(after) == sorted(before)
+
+
+def test_kill_9_then_a_new_run_repairs_what_was_left(scenario: Run, lab: Lab) -> None:
+    scenario.hooks(C1, {("hv2", "Maintenance"): held_hook(scenario, "Maintenance")})
+    process = scenario.start("-e", "rm_clusters=c1")
+    wait_until((scenario.dir / "Maintenance.started").exists, "hv2's Maintenance stage", process)
+    kill_run(process)
+    interrupted = state_file(lab, "hv1", "lock.json")["run_id"]
+    assert state_file(lab, "hv2", "maintenance.json")["run_id"] == interrupted
+    assert state_file(lab, "hv3", "cluster.json")["run_id"] == interrupted
+    release(scenario, "Maintenance")
+
+    report = scenario.play("-e", "rm_clusters=c1")
+
+    assert scenario.completed.returncode == 0, scenario.output
+    assert report["run_id"] != interrupted and report["resumed_from"] == ""
+    found = report["found"]
+    assert any(line.startswith("run %s" % interrupted) and "ansible-playbook process" in line for line in found), found
+    assert "hv2: left in maintenance by run %s: it leaves maintenance" % interrupted in found
+    assert "cluster c1: left disabled by run %s: it is enabled again" % interrupted in found
+    # A new run, not a resumed one: every host is done again, hv1 for the second time.
+    assert scenario.stages_run("hv1") == list(STAGES) + list(STAGES)
+    assert [" ".join(e) for e in scenario.events() if e[0] in ("disable", "enable")] == \
+        ["disable c1", "enable c1", "disable c1", "enable c1"]
+
+
+def test_a_second_run_refuses_while_the_first_holds_the_cluster(scenario: Run, lab: Lab, tmp_path: Path) -> None:
+    scenario.hooks(C1, {("hv1", "PreMaintenance"): held_hook(scenario, "first")})
+    first = scenario.start("-e", "rm_clusters=c1")
+    try:
+        wait_until((scenario.dir / "first.started").exists, "the first run's PreMaintenance on hv1", first)
+        second_dir = tmp_path / "second"
+        second_dir.mkdir()
+        second = Run(lab, second_dir)
+        report = second.play("-e", "rm_hosts=hv3")
+        lock = state_file(lab, "hv3", "lock.json")
+        assert second.completed.returncode != 0
+        assert report["details"].startswith(
+            "aborted: cluster c1 is being maintained by run %s, started %s on controller" % (lock["run_id"], lock["started"]))
+        assert second.events() == [] and report["hosts_updated"] == []
+        assert state_file(lab, "hv3", "lock.json") == lock  # the first run's lock is left alone
+    finally:
+        release(scenario, "first")
+    assert first.wait(timeout=WAIT_SECONDS) == 0
+    updated_exactly_once(scenario, C1)
+
+
+def test_a_stale_lock_is_taken_over_after_the_timeout(scenario: Run, lab: Lab) -> None:
+    # A controller that stops answering (a laptop closed): its process lives on, its lock goes stale.
+    scenario.hooks(C1, {("hv1", "PreMaintenance"): held_hook(scenario, "first")})
+    first = scenario.start("-e", "rm_clusters=c1")
+    try:
+        wait_until((scenario.dir / "first.started").exists, "the first run's PreMaintenance on hv1", first)
+        os.killpg(first.pid, signal.SIGSTOP)
+        stale = state_file(lab, "hv1", "lock.json")["run_id"]
+        release(scenario, "first")
+        time.sleep(6)  # past rm_lock_timeout=5 with no renewal: the point of the test, not a speed bound
+        report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_lock_timeout=5")
+    finally:
+        kill_run(first)
+    assert scenario.completed.returncode == 0, scenario.output
+    assert any(line.startswith("run %s" % stale) and "has not been heard from" in line
+               for line in report["found"]), report["found"]
+    assert "cluster c1: left disabled by run %s: it is enabled again" % stale in report["found"]
+    assert sorted(entry["host"] for entry in report["hosts_updated"]) == C1
