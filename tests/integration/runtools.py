@@ -51,6 +51,9 @@ class Run:
     def play(self, *args: str, venv_bin: Optional[Path] = None) -> Dict[str, Any]:
         kwargs = {"venv_bin": venv_bin} if venv_bin else {}
         self.completed = self.lab.playbook(PLAYBOOK, *self._extra(), *args, **kwargs)
+        return self._read_report()
+
+    def _read_report(self) -> Dict[str, Any]:
         self.report = json.loads(self.report_path.read_text()) if self.report_path.exists() else {}
         return self.report
 
@@ -59,6 +62,11 @@ class Run:
         output = open(self.dir / "background-run.log", "a")
         return subprocess.Popen(stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
                                 **self.lab.playbook_command(PLAYBOOK, *self._extra(), *args))
+
+    def wait(self, process: "subprocess.Popen[str]", timeout: float = 600) -> Dict[str, Any]:
+        """The end of a run started in the background: its exit code, and its report read."""
+        process.wait(timeout=timeout)
+        return self._read_report()
 
     @property
     def output(self) -> str:

@@ -129,14 +129,15 @@ def test_a_second_run_refuses_while_the_first_holds_the_cluster(scenario: Run, l
         second = Run(lab, second_dir)
         report = second.play("-e", "rm_hosts=hv3")
         lock = state_file(lab, "hv3", "lock.json")
-        assert second.completed.returncode != 0
+        assert second.completed.returncode != 0 and report, second.output
         assert report["details"].startswith(
             "aborted: cluster c1 is being maintained by run %s, started %s on controller" % (lock["run_id"], lock["started"]))
         assert second.events() == [] and report["hosts_updated"] == []
         assert state_file(lab, "hv3", "lock.json") == lock  # the first run's lock is left alone
     finally:
         release(scenario, "first")
-    assert first.wait(timeout=WAIT_SECONDS) == 0
+    scenario.wait(first)
+    assert first.returncode == 0
     updated_exactly_once(scenario, C1)
 
 
