@@ -14,6 +14,7 @@ from typing import Any, Dict
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.utils.display import Display
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._interrupt import interruptible
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._job_driver import ConnectionLost, JobDriver
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
 
@@ -84,7 +85,15 @@ class HostJobAction(ValidatingAction):
                 except ConnectionLost as exc:
                     raise AnsibleConnectionFailure(str(exc))
             else:
-                outcome = JobDriver(call, reconnect, what=name, progress=progress, **self.job_timing(args)).run()
+                driver = JobDriver(call, reconnect, what=name, progress=progress, **self.job_timing(args))
+                try:
+                    with interruptible():
+                        outcome = driver.run()
+                except KeyboardInterrupt:
+                    # The driver cancelled the job on the host; the run goes on to clean up after it.
+                    outcome = dict(driver.cancel_result or {}, status="cancelled", failed=True, interrupted=True,
+                                   msg="interrupted by the operator (Ctrl-C): the %s was cancelled (%s)"
+                                       % (name, (driver.cancel_result or {}).get("msg", "no answer from the host")))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         result = dict(outcome)

@@ -57,6 +57,7 @@ class JobDriver:
         self.give_up_at = 0.0
         self.unreachable_since: Optional[float] = None
         self.last_error = ""
+        self.cancel_result: Optional[Dict[str, Any]] = None
 
     def run(self) -> Dict[str, Any]:
         self.started = self.clock()
@@ -118,6 +119,6 @@ class JobDriver:
 
     def _cancel_quietly(self) -> None:
         try:
-            self.call("cancel", 0.0)
+            self.cancel_result = self.call("cancel", 0.0)
         except Exception:  # the interrupt matters more than a cancel that could not be delivered
             pass

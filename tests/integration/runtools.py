@@ -57,11 +57,12 @@ class Run:
         self.report = json.loads(self.report_path.read_text()) if self.report_path.exists() else {}
         return self.report
 
-    def start(self, *args: str) -> "subprocess.Popen[str]":
+    def start(self, *args: str, venv_bin: Optional[Path] = None) -> "subprocess.Popen[str]":
         """The run in the background, in a process group of its own (so it can be killed whole, like a closed laptop)."""
         output = open(self.dir / "background-run.log", "a")
+        kwargs = {"venv_bin": venv_bin} if venv_bin else {}
         return subprocess.Popen(stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                **self.lab.playbook_command(PLAYBOOK, *self._extra(), *args))
+                                **self.lab.playbook_command(PLAYBOOK, *self._extra(), *args, **kwargs))
 
     def wait(self, process: "subprocess.Popen[str]", timeout: float = 600) -> Dict[str, Any]:
         """The end of a run started in the background: its exit code, and its report read."""

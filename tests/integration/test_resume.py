@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pytest
 
 from labtools import Lab
-from runtools import C1, STAGES, Run
+from runtools import C1, OTHER_VENVS, STAGES, Run
 
 pytestmark = pytest.mark.lab
 
@@ -159,3 +159,26 @@ def test_a_stale_lock_is_taken_over_after_the_timeout(scenario: Run, lab: Lab) -
                for line in report["found"]), report["found"]
     assert "cluster c1: left disabled by run %s: it is enabled again" % stale in report["found"]
     assert sorted(entry["host"] for entry in report["hosts_updated"]) == C1
+
+
+@pytest.mark.parametrize("venv", [None] + OTHER_VENVS, ids=lambda venv: venv.name if venv else "default")
+def test_ctrl_c_cancels_the_stage_and_cleans_up(scenario: Run, lab: Lab, venv: Optional[Path]) -> None:
+    finished = scenario.dir / "Maintenance.finished"
+    scenario.hooks(C1, {("hv2", "Maintenance"): held_hook(scenario, "Maintenance") + "\ntouch %s" % finished})
+    process = scenario.start("-e", "rm_clusters=c1", venv_bin=venv / "bin" if venv else None)
+    wait_until((scenario.dir / "Maintenance.started").exists, "hv2's Maintenance stage", process)
+    os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    report = scenario.wait(process)
+
+    assert process.returncode != 0
+    assert report["details"].startswith("aborted: interrupted by the operator (Ctrl-C)"), report["details"]
+    assert not report["attention"]  # nothing left in maintenance, no cluster left disabled
+    assert scenario.statuses() == {"hv1": ("updated", ""), "hv2": ("failed", "Maintenance"),
+                                   "hv3": ("skipped", "not started")}
+    assert report["hosts_failed"][0]["stages"]["Maintenance"]["status"] == "cancelled"
+    assert scenario.stages_run("hv3") == ["PreFlight"]
+    assert [" ".join(e) for e in scenario.events() if e[0] in ("disable", "enable")] == ["disable c1", "enable c1"]
+    # The script was killed, not left to finish: let it go, and it does not.
+    release(scenario, "Maintenance")
+    time.sleep(2)
+    assert not finished.exists()
