@@ -1,0 +1,117 @@
+"""What a run does about what earlier runs left: refuse, repair, or resume."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._recovery import assess, record_is_final
+
+CLUSTERS = {"c1": ["hv1", "hv2", "hv3"]}
+HERE = {"host": "ctl", "boot_id": "boot-1"}
+TIMEOUT = 900
+
+
+def lock(run: str, age: float = 1.0, host: str = "ctl", boot_id: str = "boot-1", pid: int = 100) -> Dict[str, Any]:
+    return {"run_id": run, "cluster": "c1", "started": "2026-11-24T22:00:00Z", "age": age,
+            "controller": {"host": host, "boot_id": boot_id, "pid": pid, "pid_start_ticks": 5}}
+
+
+def state(**fields: Any) -> Dict[str, Any]:
+    return dict({"lock": None, "maintenance": None, "cluster_mark": None, "last_run": None, "running_jobs": []},
+                **fields)
+
+
+def decide(states: Dict[str, Optional[Dict[str, Any]]], resume: bool = False, alive: bool = True) -> Any:
+    return assess(CLUSTERS, states, "new", resume, TIMEOUT, HERE, lambda _pid, _ticks: alive)
+
+
+def test_nothing_left_behind() -> None:
+    recovery = decide({host: state() for host in CLUSTERS["c1"]})
+    assert recovery.run_id == "new" and not recovery.refusal and recovery.lines == []
+    assert recovery.lock_hosts == ["hv1", "hv2", "hv3"] and recovery.takeover == {}
+
+
+def test_a_live_holder_makes_the_run_refuse_naming_it() -> None:
+    recovery = decide({"hv1": state(lock=lock("old", age=2)), "hv2": state(lock=lock("old", age=500)), "hv3": None})
+    assert recovery.refusal.startswith("cluster c1 is being maintained by run old, started 2026-11-24T22:00:00Z on "
+                                       "controller ctl (pid 100), last heard from 2 s ago")
+
+
+def test_a_holder_whose_process_is_gone_is_taken_over_at_once() -> None:
+    recovery = decide({"hv1": state(lock=lock("old")), "hv2": state(lock=lock("old")), "hv3": state()}, alive=False)
+    assert not recovery.refusal and recovery.takeover == {"hv1": "old", "hv2": "old"}
+    assert "its ansible-playbook process (pid 100 on ctl) is gone" in recovery.lines[0]
+
+
+def test_a_holder_on_another_controller_is_gone_only_after_the_timeout() -> None:
+    fresh = decide({"hv1": state(lock=lock("old", age=TIMEOUT, host="awx")), "hv2": state(), "hv3": state()},
+                   alive=False)
+    assert fresh.refusal
+    stale = decide({"hv1": state(lock=lock("old", age=TIMEOUT + 1, host="awx")), "hv2": state(), "hv3": state()})
+    assert not stale.refusal and "has not been heard from for 901 s" in stale.lines[0]
+
+
+def test_a_controller_that_rebooted_is_gone() -> None:
+    recovery = decide({"hv1": state(lock=lock("old", boot_id="boot-0")), "hv2": state(), "hv3": state()})
+    assert not recovery.refusal and "has rebooted" in recovery.lines[0]
+
+
+def test_what_a_gone_run_left_is_repaired() -> None:
+    job = {"job_id": "old.Maintenance-stage.1", "run_id": "old", "label": "Maintenance stage", "elapsed": 100,
+           "timeout": 1800}
+    recovery = decide({
+        "hv1": state(lock=lock("old"), cluster_mark={"run_id": "old", "cluster": "c1"}),
+        "hv2": state(lock=lock("old"), cluster_mark={"run_id": "old", "cluster": "c1"},
+                     maintenance={"run_id": "old"}, running_jobs=[job]),
+        "hv3": state(lock=lock("old"), cluster_mark={"run_id": "old", "cluster": "c1"})}, alive=False)
+    assert recovery.run_id == "new" and recovery.resumed_from == ""
+    assert recovery.leave_maintenance == {"hv2": "old"} and recovery.enable_clusters == {"c1": "old"}
+    assert recovery.wait_jobs == [dict(job, host="hv2", wait=1800 - 100 + 60)]
+
+
+def test_marks_of_a_run_that_holds_no_lock_are_repaired_too() -> None:
+    recovery = decide({"hv1": state(maintenance={"run_id": "older"}), "hv2": state(), "hv3": state()})
+    assert recovery.leave_maintenance == {"hv1": "older"}
+
+
+def test_resume_takes_up_the_interrupted_run_where_it_stopped() -> None:
+    updated = {"status": "updated", "stages": {"PreFlight": {}, "Maintenance": {}}}
+    going = {"status": "in_progress", "stages": {"PreFlight": {}, "PreMaintenance": {}}}
+    recovery = decide({
+        "hv1": state(lock=lock("old"), last_run={"run_id": "old", "record": updated},
+                     cluster_mark={"run_id": "old", "cluster": "c1"}),
+        "hv2": state(lock=lock("old"), last_run={"run_id": "old", "record": going}, maintenance={"run_id": "old"},
+                     cluster_mark={"run_id": "old", "cluster": "c1"}),
+        "hv3": state(lock=lock("old"), last_run={"run_id": "before", "record": updated})}, resume=True, alive=False)
+    assert recovery.run_id == recovery.resumed_from == "old"
+    assert recovery.done == {"hv1": updated} and recovery.goes_on == {"hv2": going}
+    assert recovery.in_maintenance == ["hv2"] and recovery.disabled_clusters == ["c1"]
+    assert recovery.leave_maintenance == {} and recovery.enable_clusters == {} and recovery.takeover == {}
+    assert recovery.lines[-1] == "resuming run old: hv1 updated already; hv2 goes on after PreFlight, PreMaintenance"
+
+
+def test_resume_follows_its_own_stages_but_waits_for_its_evacuation() -> None:
+    stage = {"job_id": "old.M", "run_id": "old", "label": "Maintenance stage", "elapsed": 1, "timeout": 10}
+    evacuation = {"job_id": "old.E", "run_id": "old", "label": "evacuation", "elapsed": 1, "timeout": 10}
+    recovery = decide({"hv1": state(lock=lock("old"), running_jobs=[stage]),
+                       "hv2": state(lock=lock("old"), running_jobs=[evacuation]), "hv3": state()},
+                      resume=True, alive=False)
+    assert [job["job_id"] for job in recovery.wait_jobs] == ["old.E"]
+
+
+def test_resume_with_nothing_interrupted_starts_afresh() -> None:
+    recovery = decide({host: state() for host in CLUSTERS["c1"]}, resume=True)
+    assert recovery.run_id == "new" and "starts afresh" in recovery.lines[0]
+
+
+def test_resume_refuses_to_guess_between_two_interrupted_runs() -> None:
+    recovery = assess({"c1": ["hv1"], "c2": ["hv4"]}, {"hv1": state(lock=lock("a")), "hv4": state(lock=lock("b"))},
+                      "new", True, TIMEOUT, HERE, lambda _pid, _ticks: False)
+    assert recovery.refusal.startswith("rm_resume: several interrupted runs hold these clusters (a, b)")
+
+
+def test_which_records_a_resumed_run_keeps() -> None:
+    assert record_is_final({"status": "updated"})
+    assert record_is_final({"status": "skipped", "kind": "skip"})
+    assert not record_is_final({"status": "skipped", "kind": "failure"})
+    assert not record_is_final({"status": "failed", "kind": "postfailure"})
