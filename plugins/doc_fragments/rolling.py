@@ -33,3 +33,12 @@ options:
     type: float
     default: 0.0
 """
+
+    # The modules that only read or write the small state files of a run (marks, lock, record).
+    STATE_DIR = r"""
+options:
+  state_dir:
+    description: Root-only directory of the collection's state on the host.
+    type: path
+    default: /var/lib/kvm-rolling-maintenance
+"""

@@ -21,6 +21,7 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.state_dir
 options:
   state:
     description: V(disabled) writes the mark, V(enabled) removes it.
@@ -39,10 +40,6 @@ options:
     description: With O(state=enabled), remove a mark written by another run too.
     type: bool
     default: false
-  state_dir:
-    description: Root-only directory of the collection's state on the host.
-    type: path
-    default: /var/lib/kvm-rolling-maintenance
 notes:
   - Supports check mode; then nothing is written and the result says what would change.
 """

@@ -20,6 +20,7 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.state_dir
 options:
   run_id:
     description: The run the record belongs to.
@@ -29,10 +30,6 @@ options:
     description: The host's record in the run (status, stages, evacuation, start, end, ...), as the report shows it.
     type: dict
     required: true
-  state_dir:
-    description: Root-only directory of the collection's state on the host.
-    type: path
-    default: /var/lib/kvm-rolling-maintenance
 notes:
   - Supports check mode; then nothing is written.
 """

@@ -17,16 +17,16 @@ description:
   - The lock lives with the hosts, so runs from different controllers (a laptop, AWX) see each other. The holder
     renews it (its modification time) each time it polls a stage or an evacuation on the host; its age tells how long
     the holder has not been heard from.
-  - With O(state=present) the lock is taken when the host has none, when O(run_id) holds it already (a resumed run:
-    the lock is written again, naming this controller),
-    or when it is held by O(takeover), the run the caller has found dead or stale. Any other holder makes the task
-    fail with a message naming it. The check and the write happen under an exclusive C(flock), so two runs racing
+  - With O(state=present) the lock is taken when the host has none, when O(run_id) holds it already (a resumed run
+    writes it again, naming this controller), or when it is held by O(takeover), the run the caller has found dead
+    or stale. Any other holder makes the task fail with a message naming it. The check and the write happen under an exclusive C(flock), so two runs racing
     for the same host cannot both get it.
   - With O(state=absent) the lock is released, only when O(run_id) holds it.
 author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.state_dir
 options:
   state:
     description: V(present) takes (or renews) the lock, V(absent) releases it.
@@ -55,10 +55,6 @@ options:
     description: With O(state=present), the run whose lock may be replaced (found dead or stale by the caller).
     type: str
     default: ""
-  state_dir:
-    description: Root-only directory of the collection's state on the host.
-    type: path
-    default: /var/lib/kvm-rolling-maintenance
 notes:
   - Supports check mode; then nothing is written and the result says whether the lock could be taken.
 """

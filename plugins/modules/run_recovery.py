@@ -12,13 +12,13 @@ short_description: Decide what a rolling maintenance run does about what earlier
 version_added: 0.2.0
 description:
   - Runs on the controller (an action plugin), after C(kvmops.rolling.hypervisor_info) has gathered every host of the
-    clusters concerned (kept in the host variable named by O(facts_var)): the lock of each cluster, the marks (host in
-    maintenance, cluster disabled), the jobs still running and each host's record in its last run.
+    clusters concerned (kept in the host variable named by O(facts_var)), that is the lock of each cluster, the marks
+    (host in maintenance, cluster disabled), the jobs still running and each host's record in its last run.
   - A lock whose holder may still be at work makes it refuse (RV(refusal) names the run, its start and its
     controller). A holder is gone when its ansible-playbook process is gone (same controller), its controller has
     rebooted, or it has not renewed its lock for O(lock_timeout) seconds.
   - What gone runs left is repaired (hosts leave maintenance, clusters are enabled again, jobs still running are waited
-    for), unless O(resume) is true and exactly one interrupted run holds the clusters: then RV(run_id) is that run, and
+    for), unless O(resume) is true and exactly one interrupted run holds the clusters. Then RV(run_id) is that run, and
     RV(done) and RV(goes_on) say where each host stands in it.
 author:
   - kvmops.rolling engineers (@kvmops)
