@@ -114,6 +114,8 @@ class Evacuation:
             move.uuid: MoveOutcome(move.vm, move.uuid, move.target, "not_started") for move in self.moves}
         self.stop_reason = ""
         self.timed_out = False
+        # Set when this host's libvirt no longer answers after the migrations (its libvirtd died).
+        self.local_error = ""
 
     def run(self) -> Dict[str, Any]:
         began = self.clock()
@@ -151,12 +153,32 @@ class Evacuation:
                     self.outcomes[move.uuid].error = "still in progress %d s after it was aborted" % ABORT_GRACE_SECONDS
                 break
         pool.shutdown(wait=False)
-        self._reconcile(local)
-        leftover = self._still_running(local)
+        checker = self._local_for_checks(local)
+        self._reconcile(checker)
+        leftover = self._still_running(checker)
+        if checker is None and not self.stop_reason:
+            self.stop_reason = "libvirt on this host stopped answering: the host is not known to be empty"
         if leftover and not self.stop_reason:
             self.stop_reason = "still running on this host with no planned target: %s" % ", ".join(leftover)
         self._progress(began)
         return self._result(began, leftover)
+
+    def _local_for_checks(self, local: Any) -> Optional[Any]:
+        """A live connection to this host's libvirt for the final checks, or None when it does not answer.
+
+        libvirtd may have died (or restarted) during the evacuation, taking the connection with it:
+        then a fresh one is tried, and failing that the checks say they could not be made.
+        """
+        try:
+            local.listAllDomains(1)
+            return local
+        except Exception:
+            pass
+        try:
+            return self.connect(None)
+        except Exception as exc:
+            self.local_error = self.describe_error(exc, "connecting to libvirt on this host after the evacuation")
+            return None
 
     def _migrate(self, move: PlannedMove) -> float:
         started = self.clock()
@@ -193,14 +215,17 @@ class Evacuation:
             except Exception:  # the migration may have just ended; its future tells how
                 pass
 
-    def _reconcile(self, local: Any) -> None:
-        """After a stop, every guest not reported moved must run exactly once: here (resumed) or on its target."""
+    def _reconcile(self, local: Optional[Any]) -> None:
+        """After a stop, every guest not reported moved must run exactly once: here (resumed) or on its target.
+
+        With no answer from libvirt here, only the targets can be asked.
+        """
         for move in self.moves:
             outcome = self.outcomes[move.uuid]
             if outcome.status not in ("failed", "aborted"):
                 continue
             try:
-                domain = local.lookupByUUIDString(move.uuid)
+                domain = local.lookupByUUIDString(move.uuid) if local is not None else None
             except Exception:
                 domain = None
             if domain is not None and domain.isActive():
@@ -225,8 +250,12 @@ class Evacuation:
         finally:
             remote.close()
 
-    def _still_running(self, local: Any) -> List[str]:
+    def _still_running(self, local: Optional[Any]) -> List[str]:
+        """Guests running here that did not move; with no answer from libvirt, the planned guests that did not move
+        (a guest's QEMU outlives its libvirtd, so that is where they run)."""
         planned_elsewhere = {uuid for uuid, outcome in self.outcomes.items() if outcome.status == "moved"}
+        if local is None:
+            return sorted(move.vm for move in self.moves if move.uuid not in planned_elsewhere)
         return sorted(domain.name() for domain in local.listAllDomains(1)  # 1: VIR_CONNECT_LIST_DOMAINS_ACTIVE
                       if domain.UUIDString() not in planned_elsewhere)
 
@@ -247,6 +276,10 @@ class Evacuation:
         if self.stop_reason:
             details = "; ".join("%s: %s" % (o["vm"], o["error"]) for o in problems if o["error"])
             msg = "%s; %s%s" % (self.stop_reason, msg, (" (%s)" % details) if details else "")
+        if self.local_error and leftover:
+            msg += "; not moved, so still running here though libvirt could not confirm it: %s" % ", ".join(leftover)
+        if self.local_error:
+            msg += " (%s)" % self.local_error
         return {"status": status, "msg": msg, "moves": outcomes, "moved": len(moved), "still_running": leftover,
                 "duration": round(self.clock() - began, 3)}
 
