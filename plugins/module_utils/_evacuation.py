@@ -11,6 +11,7 @@ exactly once (resuming one that a failed migration left paused); report what mov
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -30,6 +31,8 @@ PAUSED_REASONS_FROM_MIGRATION = (2, 5, 12, 13)  # migration, migration API (fini
 TICK_SECONDS = 0.2
 # How long aborted migrations get to wind down before the evacuation reports without them.
 ABORT_GRACE_SECONDS = 30
+# How long the final check waits for a target's libvirt to say whether a guest runs there (a hung daemon never does).
+TARGET_CHECK_SECONDS = 30.0
 
 # The options of the host_maintenance module, shared with its action plugin so both validate alike.
 MAINTENANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -99,7 +102,8 @@ class Evacuation:
     def __init__(self, connect: Callable[[Optional[str]], Any], moves: Sequence[PlannedMove], parallel: int,
                  timeout: float, describe_error: Callable[[Exception, str], str],
                  report: Callable[[Dict[str, Any]], None] = lambda _progress: None,
-                 cancelled: Callable[[], bool] = lambda: False, clock: Callable[[], float] = time.monotonic) -> None:
+                 cancelled: Callable[[], bool] = lambda: False, clock: Callable[[], float] = time.monotonic,
+                 target_check_seconds: float = TARGET_CHECK_SECONDS) -> None:
         if parallel < 1:
             raise EvacuationError("max_parallel_migrations must be at least 1, got %d" % parallel)
         self.connect = connect
@@ -110,6 +114,7 @@ class Evacuation:
         self.report = report
         self.cancelled = cancelled
         self.clock = clock
+        self.target_check_seconds = target_check_seconds
         self.outcomes: Dict[str, MoveOutcome] = {
             move.uuid: MoveOutcome(move.vm, move.uuid, move.target, "not_started") for move in self.moves}
         self.stop_reason = ""
@@ -234,11 +239,23 @@ class Evacuation:
                     domain.resume()
                     outcome.error += " (it was left paused by the migration and has been resumed here)"
                 continue
-            if self._runs_on_target(move):
+            on_target = self._runs_on_target(move)
+            if on_target:
                 outcome.status = "moved"
                 outcome.error += " (yet it runs on %s: the migration completed)" % move.target
+            elif on_target is None:
+                outcome.error += " (libvirt on %s did not answer within %g s: whether it runs there is unknown)" % (
+                    move.target, self.target_check_seconds)
 
-    def _runs_on_target(self, move: PlannedMove) -> bool:
+    def _runs_on_target(self, move: PlannedMove) -> Optional[bool]:
+        """Whether the guest runs on its target; None when the target's libvirt does not answer in time."""
+        answer: List[bool] = []
+        asking = threading.Thread(target=lambda: answer.append(self._ask_target(move)), daemon=True)
+        asking.start()
+        asking.join(self.target_check_seconds)
+        return answer[0] if answer else None
+
+    def _ask_target(self, move: PlannedMove) -> bool:
         try:
             remote = self.connect(move.target_uri)
         except Exception:

@@ -44,9 +44,14 @@ class FakeCloud:
         # Guests whose migration kills the source's libvirtd: before it ends (failing it) or right after it.
         self.source_dies_during: set = set()
         self.source_dies_after: set = set()
+        # Hosts whose libvirtd hangs: connecting to them blocks until the event is set.
+        self.hung: set = set()
+        self.unhang = threading.Event()
 
     def connect(self, uri: Optional[str]) -> "FakeConn":
         host = "src" if uri is None else uri.split("//")[1].split("/")[0]
+        if host in self.hung:
+            self.unhang.wait()
         if host in self.down:
             raise FakeError("Failed to connect socket to '/run/libvirt/libvirt-sock': Connection refused")
         return FakeConn(self, host)
@@ -232,6 +237,24 @@ def test_a_libvirtd_restarted_mid_evacuation_is_reconnected_to_for_the_checks() 
     result = evacuate(cloud, plan("a>h2", "b>h3"), parallel=1)
     assert result["status"] == "failed" and result["still_running"] == ["a", "b"]  # confirmed on a fresh connection
     assert "could not confirm" not in result["msg"] and "the migration of a to h2 failed" in result["msg"]
+
+
+def test_a_hung_target_does_not_hang_the_final_check() -> None:
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.source_dies_during.add("a")  # so a is not found here and its target must be asked
+    cloud.hung.add("h2")
+    finished: List[Dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: finished.append(Evacuation(
+        cloud.connect, plan("a>h2", "b>h3"), 1, 10, lambda exc, doing: "%s: %s" % (doing, exc),
+        target_check_seconds=0.2).run()), daemon=True)
+    worker.start()
+    worker.join(60)  # a liveness bound, not a speed figure: without the bound on the check it never returns
+    cloud.unhang.set()
+    assert finished, "the evacuation hung on a target that does not answer"
+    [result] = finished
+    failed = [move for move in result["moves"] if move["vm"] == "a"][0]
+    assert failed["status"] == "failed"
+    assert "libvirt on h2 did not answer within 0.2 s: whether it runs there is unknown" in failed["error"]
 
 
 def test_a_host_whose_libvirtd_died_after_the_last_migration_is_not_taken_for_empty() -> None:
