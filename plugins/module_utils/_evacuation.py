@@ -11,6 +11,7 @@ exactly once (resuming one that a failed migration left paused); report what mov
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -30,6 +31,8 @@ PAUSED_REASONS_FROM_MIGRATION = (2, 5, 12, 13)  # migration, migration API (fini
 TICK_SECONDS = 0.2
 # How long aborted migrations get to wind down before the evacuation reports without them.
 ABORT_GRACE_SECONDS = 30
+# How long the final check waits for a target's libvirt to say whether a guest runs there (a hung daemon never does).
+TARGET_CHECK_SECONDS = 30.0
 
 # The options of the host_maintenance module, shared with its action plugin so both validate alike.
 MAINTENANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -99,7 +102,8 @@ class Evacuation:
     def __init__(self, connect: Callable[[Optional[str]], Any], moves: Sequence[PlannedMove], parallel: int,
                  timeout: float, describe_error: Callable[[Exception, str], str],
                  report: Callable[[Dict[str, Any]], None] = lambda _progress: None,
-                 cancelled: Callable[[], bool] = lambda: False, clock: Callable[[], float] = time.monotonic) -> None:
+                 cancelled: Callable[[], bool] = lambda: False, clock: Callable[[], float] = time.monotonic,
+                 target_check_seconds: float = TARGET_CHECK_SECONDS) -> None:
         if parallel < 1:
             raise EvacuationError("max_parallel_migrations must be at least 1, got %d" % parallel)
         self.connect = connect
@@ -110,10 +114,13 @@ class Evacuation:
         self.report = report
         self.cancelled = cancelled
         self.clock = clock
+        self.target_check_seconds = target_check_seconds
         self.outcomes: Dict[str, MoveOutcome] = {
             move.uuid: MoveOutcome(move.vm, move.uuid, move.target, "not_started") for move in self.moves}
         self.stop_reason = ""
         self.timed_out = False
+        # Set when this host's libvirt no longer answers after the migrations (its libvirtd died).
+        self.local_error = ""
 
     def run(self) -> Dict[str, Any]:
         began = self.clock()
@@ -151,12 +158,32 @@ class Evacuation:
                     self.outcomes[move.uuid].error = "still in progress %d s after it was aborted" % ABORT_GRACE_SECONDS
                 break
         pool.shutdown(wait=False)
-        self._reconcile(local)
-        leftover = self._still_running(local)
+        checker = self._local_for_checks(local)
+        self._reconcile(checker)
+        leftover = self._still_running(checker)
+        if checker is None and not self.stop_reason:
+            self.stop_reason = "libvirt on this host stopped answering: the host is not known to be empty"
         if leftover and not self.stop_reason:
             self.stop_reason = "still running on this host with no planned target: %s" % ", ".join(leftover)
         self._progress(began)
         return self._result(began, leftover)
+
+    def _local_for_checks(self, local: Any) -> Optional[Any]:
+        """A live connection to this host's libvirt for the final checks, or None when it does not answer.
+
+        libvirtd may have died (or restarted) during the evacuation, taking the connection with it:
+        then a fresh one is tried, and failing that the checks say they could not be made.
+        """
+        try:
+            local.listAllDomains(1)
+            return local
+        except Exception:
+            pass
+        try:
+            return self.connect(None)
+        except Exception as exc:
+            self.local_error = self.describe_error(exc, "connecting to libvirt on this host after the evacuation")
+            return None
 
     def _migrate(self, move: PlannedMove) -> float:
         started = self.clock()
@@ -193,14 +220,17 @@ class Evacuation:
             except Exception:  # the migration may have just ended; its future tells how
                 pass
 
-    def _reconcile(self, local: Any) -> None:
-        """After a stop, every guest not reported moved must run exactly once: here (resumed) or on its target."""
+    def _reconcile(self, local: Optional[Any]) -> None:
+        """After a stop, every guest not reported moved must run exactly once: here (resumed) or on its target.
+
+        With no answer from libvirt here, only the targets can be asked.
+        """
         for move in self.moves:
             outcome = self.outcomes[move.uuid]
             if outcome.status not in ("failed", "aborted"):
                 continue
             try:
-                domain = local.lookupByUUIDString(move.uuid)
+                domain = local.lookupByUUIDString(move.uuid) if local is not None else None
             except Exception:
                 domain = None
             if domain is not None and domain.isActive():
@@ -209,11 +239,23 @@ class Evacuation:
                     domain.resume()
                     outcome.error += " (it was left paused by the migration and has been resumed here)"
                 continue
-            if self._runs_on_target(move):
+            on_target = self._runs_on_target(move)
+            if on_target:
                 outcome.status = "moved"
                 outcome.error += " (yet it runs on %s: the migration completed)" % move.target
+            elif on_target is None:
+                outcome.error += " (libvirt on %s did not answer within %g s: whether it runs there is unknown)" % (
+                    move.target, self.target_check_seconds)
 
-    def _runs_on_target(self, move: PlannedMove) -> bool:
+    def _runs_on_target(self, move: PlannedMove) -> Optional[bool]:
+        """Whether the guest runs on its target; None when the target's libvirt does not answer in time."""
+        answer: List[bool] = []
+        asking = threading.Thread(target=lambda: answer.append(self._ask_target(move)), daemon=True)
+        asking.start()
+        asking.join(self.target_check_seconds)
+        return answer[0] if answer else None
+
+    def _ask_target(self, move: PlannedMove) -> bool:
         try:
             remote = self.connect(move.target_uri)
         except Exception:
@@ -225,8 +267,12 @@ class Evacuation:
         finally:
             remote.close()
 
-    def _still_running(self, local: Any) -> List[str]:
+    def _still_running(self, local: Optional[Any]) -> List[str]:
+        """Guests running here that did not move; with no answer from libvirt, the planned guests that did not move
+        (a guest's QEMU outlives its libvirtd, so that is where they run)."""
         planned_elsewhere = {uuid for uuid, outcome in self.outcomes.items() if outcome.status == "moved"}
+        if local is None:
+            return sorted(move.vm for move in self.moves if move.uuid not in planned_elsewhere)
         return sorted(domain.name() for domain in local.listAllDomains(1)  # 1: VIR_CONNECT_LIST_DOMAINS_ACTIVE
                       if domain.UUIDString() not in planned_elsewhere)
 
@@ -247,6 +293,10 @@ class Evacuation:
         if self.stop_reason:
             details = "; ".join("%s: %s" % (o["vm"], o["error"]) for o in problems if o["error"])
             msg = "%s; %s%s" % (self.stop_reason, msg, (" (%s)" % details) if details else "")
+        if self.local_error and leftover:
+            msg += "; not moved, so still running here though libvirt could not confirm it: %s" % ", ".join(leftover)
+        if self.local_error:
+            msg += " (%s)" % self.local_error
         return {"status": status, "msg": msg, "moves": outcomes, "moved": len(moved), "still_running": leftover,
                 "duration": round(self.clock() - began, 3)}
 

@@ -104,6 +104,10 @@ HINT_MIGRATION = ("the migration was refused: the VM may have host devices or lo
                   "not shared), a CPU model or machine type the target cannot provide, or the target may be "
                   "the source itself (same host_uuid) or unreachable for migration traffic (migration_address, "
                   "ports 49152-49215); `virsh domjobinfo` and the target's libvirtd log say more")
+HINT_CONNECTION_LOST = ("a libvirt connection closed in the middle of the call: a libvirtd went away (this host's, or in a "
+                        "migration the target's: it stopped, was restarted, or its host went down) or the network "
+                        "between source and target broke; check both daemons (`systemctl status libvirtd`) and their "
+                        "logs. Guests keep running while their libvirtd is down, and it finds them again when it starts")
 HINT_UNAVAILABLE = "the libvirt Python binding is not installed on the host: install libvirt-python (Debian: python3-libvirt)"
 
 
@@ -124,7 +128,18 @@ def _error_fields(exc: Exception) -> Tuple[Optional[int], str]:
     return code, " ".join(text.split())
 
 
-def _hint(code: Optional[int], text: str, doing: str) -> Optional[str]:
+# Texts of a libvirt connection that closed under a call (the peer's daemon went away).
+_CONNECTION_LOST_MARKERS = ("client socket is closed", "end of file while reading data", "cannot recv data",
+                            "connection reset by peer")
+
+
+def _is_local_uri(uri: Optional[str]) -> bool:
+    """A URI with no host part (qemu:///system): the daemon on this host, where a broken connection is no network
+    problem."""
+    return uri is not None and uri.partition("://")[2].startswith("/")
+
+
+def _hint(code: Optional[int], text: str, doing: str, uri: Optional[str] = None) -> Optional[str]:
     """The likely cause of an error and what to do about it, or None when there is no good guess."""
     lowered = text.lower()
     if code == VIR_ERR_NO_DOMAIN or "domain not found" in lowered:
@@ -138,6 +153,9 @@ def _hint(code: Optional[int], text: str, doing: str) -> Optional[str]:
     if code in (VIR_ERR_NO_CONNECT, VIR_ERR_INVALID_CONN) or "failed to connect socket" in lowered \
             or "connection refused" in lowered:
         return HINT_DAEMON
+    if any(marker in lowered for marker in _CONNECTION_LOST_MARKERS) and (
+            _is_local_uri(uri) or "migrat" in doing.lower()):
+        return HINT_CONNECTION_LOST
     if code in (VIR_ERR_SSH, VIR_ERR_LIBSSH, VIR_ERR_RPC) or any(
             marker in lowered for marker in ("no route to host", "name or service not known", "name resolution",
                                              "unable to resolve address", "cannot recv data",
@@ -170,7 +188,7 @@ def libvirt_error_message(exc: Exception, doing: str, uri: Optional[str] = None,
     else:
         detail = text
     message = "%s: %s" % (head, detail)
-    hint = _hint(code, text, doing)
+    hint = _hint(code, text, doing, uri)
     if hint:
         message = "%s. Hint: %s" % (message, hint)
     return message

@@ -7,15 +7,43 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 KVMLAB = REPO / "tests" / "lab" / "kvmlab"
 VENV_BIN = Path(sys.executable).parent
+LIBVIRTD_PID_FILE = "/run/libvirt/libvirtd.pid"
+
+
+def sleep_marker() -> str:
+    """A sleep duration no other process uses, to look for a script's processes afterwards."""
+    return "40.%09d" % (uuid.uuid4().int % 10 ** 9)
+
+
+def wait_until(condition: Callable[[], Any], what: str, limit: float = 120) -> Any:
+    """Wait for a state (not for a time): return the condition's first true value; fail naming WHAT after LIMIT s."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("gave up after %g s waiting for %s" % (limit, what))
+        time.sleep(0.1)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether PID is a live process (a zombie waiting for the machine's lazy PID 1 counts as dead)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class Lab:
@@ -39,6 +67,44 @@ class Lab:
 
     def exec(self, host: str, *command: str, check: bool = True) -> "subprocess.CompletedProcess[str]":
         return self.kvmlab("exec", host, "--", *command, check=check)
+
+    def host_dir(self, host: str) -> Path:
+        return Path(self.kvmlab("path", host).stdout.strip())
+
+    def boot_id(self, host: str) -> str:
+        return self.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout.strip()
+
+    def processes_matching(self, host: str, pattern: str) -> str:
+        """``pgrep -af PATTERN`` as seen on HOST (hosts share the machine's PID namespace: use unique patterns)."""
+        return self.exec(host, "pgrep", "-af", pattern, check=False).stdout.strip()
+
+    def libvirtd_pid(self, host: str) -> Optional[int]:
+        """The PID of the host's libvirtd while it lives."""
+        try:
+            pid = int((self.host_dir(host) / "run-libvirt" / "libvirtd.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if process_alive(pid) else None
+
+    def kill_libvirtd(self, host: str, signum: int = 9) -> int:
+        """Send the host's libvirtd a signal (SIGKILL by default: it dies, its guests' QEMUs live on); return its PID."""
+        pid = self.libvirtd_pid(host)
+        assert pid, "%s has no libvirtd running" % host
+        os.kill(pid, signum)
+        return pid
+
+    def start_libvirtd(self, host: str) -> None:
+        """Start the host's libvirtd as the lab boots it, once the old one is gone; it reattaches to running guests."""
+        wait_until(lambda: self.libvirtd_pid(host) is None, "the old libvirtd of %s to end" % host, limit=60)
+        self.exec(host, "libvirtd", "--daemon", "--listen", "--pid-file", LIBVIRTD_PID_FILE)
+        wait_until(lambda: self.exec(host, "virsh", "-c", "qemu:///system", "version", check=False).returncode == 0,
+                   "libvirtd of %s to answer" % host, limit=60)
+
+    def restart_libvirtd(self, host: str) -> None:
+        """Stop the host's libvirtd (if it runs) and start it again, e.g. to load new libvirt hook scripts."""
+        if self.libvirtd_pid(host):
+            self.kill_libvirtd(host, 15)
+        self.start_libvirtd(host)
 
     def running_guests(self) -> Dict[str, List[str]]:
         """Guest name -> the hosts it runs on (a healthy lab has exactly one for each)."""

@@ -176,7 +176,7 @@ def test_a_migration_failing_mid_evacuation_leaves_maintenance_and_loses_no_gues
         found = run(lab, tmp_path, maintenance_playbook(tmp_path, "hv1", moves=moves, extra_task=kill_target,
                                                         max_parallel_migrations=1))
     finally:
-        lab.exec("hv3", "libvirtd", "--daemon", "--listen", "--pid-file", "/run/libvirt/libvirtd.pid")
+        lab.start_libvirtd("hv3")
     evacuation = found["evacuation"]
     assert evacuation["failed"] and evacuation["status"] == "failed", evacuation
     assert not evacuation["in_maintenance"] and found["mark"] is None

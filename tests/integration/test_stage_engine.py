@@ -11,19 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from labtools import Lab
+from labtools import Lab, sleep_marker
 
 pytestmark = pytest.mark.lab
 HOST = "hv1"
-
-
-def sleep_marker() -> str:
-    """A sleep duration no other process uses, to look for the script's processes afterwards."""
-    return "40.%09d" % (uuid.uuid4().int % 10 ** 9)
-
-
-def processes_running(lab: Lab, host: str, pattern: str) -> str:
-    return lab.exec(host, "pgrep", "-af", pattern, check=False).stdout.strip()
 
 
 @pytest.mark.parametrize(("stage", "body", "status", "rc", "signal", "failed"), [
@@ -49,7 +40,7 @@ def test_timeout_kills_the_script_and_everything_it_started(lab: Lab, clean_hook
     assert result["status"] == "timeout" and result["failed"], result
     assert result["signal"] == "SIGKILL" and result["rc"] is None  # it ignored SIGTERM
     assert "timed out after 3 s" in result["msg"] and result["stdout_tail"] == "started\n"
-    assert processes_running(lab, HOST, marker) == ""
+    assert lab.processes_matching(HOST, marker) == ""
 
 
 def test_payload_reaches_the_script_as_words_and_no_shell_runs_it(lab: Lab, clean_hooks: list, tmp_path: Path) -> None:

@@ -38,22 +38,50 @@ class FakeCloud:
         self.active_migrations = 0
         self.most_parallel = 0
         self.lock = threading.Lock()
+        # libvirtd of a host: down (no answer), and how often it started (a restart breaks older connections).
+        self.down: set = set()
+        self.daemon_starts: Dict[str, int] = {}
+        # Guests whose migration kills the source's libvirtd: before it ends (failing it) or right after it.
+        self.source_dies_during: set = set()
+        self.source_dies_after: set = set()
+        # Hosts whose libvirtd hangs: connecting to them blocks until the event is set.
+        self.hung: set = set()
+        self.unhang = threading.Event()
 
     def connect(self, uri: Optional[str]) -> "FakeConn":
-        return FakeConn(self, "src" if uri is None else uri.split("//")[1].split("/")[0])
+        host = "src" if uri is None else uri.split("//")[1].split("/")[0]
+        if host in self.hung:
+            self.unhang.wait()
+        if host in self.down:
+            raise FakeError("Failed to connect socket to '/run/libvirt/libvirt-sock': Connection refused")
+        return FakeConn(self, host)
+
+    def kill_daemon(self, host: str) -> None:
+        self.down.add(host)
+
+    def start_daemon(self, host: str) -> None:
+        self.down.discard(host)
+        self.daemon_starts[host] = self.daemon_starts.get(host, 0) + 1
 
 
 class FakeConn:
     def __init__(self, cloud: FakeCloud, host: str) -> None:
         self.cloud = cloud
         self.host = host
+        self.daemon_start = cloud.daemon_starts.get(host, 0)
+
+    def check_alive(self) -> None:
+        if self.host in self.cloud.down or self.cloud.daemon_starts.get(self.host, 0) != self.daemon_start:
+            raise FakeError("internal error: client socket is closed")
 
     def lookupByUUIDString(self, uuid: str) -> "FakeDomain":  # noqa: N802 - libvirt's name
+        self.check_alive()
         if self.cloud.where.get(uuid) != self.host:
             raise FakeError("Domain not found: no domain with matching uuid '%s'" % uuid)
         return FakeDomain(self.cloud, uuid)
 
     def listAllDomains(self, _flags: int) -> List["FakeDomain"]:  # noqa: N802
+        self.check_alive()
         return [FakeDomain(self.cloud, vm) for vm, host in sorted(self.cloud.where.items()) if host == self.host]
 
     def close(self) -> None:
@@ -101,9 +129,14 @@ class FakeDomain:
                 cloud.paused[self.uuid] = 2  # paused by the migration, as a real abort may leave it
                 raise FakeError("operation aborted: migration out job: canceled by client")
             time.sleep(max(0.0, cloud.seconds - (time.monotonic() - began)))
+            if self.uuid in cloud.source_dies_during:
+                cloud.kill_daemon("src")
+                raise FakeError("internal error: client socket is closed")
             if self.uuid in cloud.fail:
                 raise FakeError(cloud.fail[self.uuid])
             cloud.where[self.uuid] = uri.split("//")[1].split("/")[0]
+            if self.uuid in cloud.source_dies_after:
+                cloud.kill_daemon("src")
         finally:
             with cloud.lock:
                 cloud.active_migrations -= 1
@@ -180,6 +213,56 @@ def test_a_guest_that_reached_its_target_despite_an_error_counts_as_moved() -> N
     finally:
         FakeDomain.migrateToURI3 = original  # type: ignore[method-assign]
     assert result["moves"][0]["status"] == "moved" and "runs on h2" in result["moves"][0]["error"]
+
+
+def test_the_source_libvirtd_dying_mid_evacuation_is_reported_with_the_guests_that_did_not_move() -> None:
+    cloud = FakeCloud({"src": ["a", "b", "c"]})
+    cloud.source_dies_during.add("b")
+    result = evacuate(cloud, plan("a>h2", "b>h3", "c>h2"), parallel=1)
+    assert {move["vm"]: move["status"] for move in result["moves"]} == {"a": "moved", "b": "failed", "c": "not_started"}
+    assert result["status"] == "failed" and result["moved"] == 1
+    assert result["msg"].startswith("the migration of b to h3 failed; 1 of 3 guests moved")
+    assert "client socket is closed" in result["msg"]  # why it failed
+    # The guests' QEMUs outlive libvirtd: they still run here, which the report says it could not confirm.
+    assert "not moved, so still running here though libvirt could not confirm it: b, c" in result["msg"]
+    assert "connecting to libvirt on this host after the evacuation" in result["msg"]
+    assert result["still_running"] == ["b", "c"]
+
+
+def test_a_libvirtd_restarted_mid_evacuation_is_reconnected_to_for_the_checks() -> None:
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.source_dies_during.add("a")
+    original = cloud.kill_daemon
+    cloud.kill_daemon = lambda host: (original(host), cloud.start_daemon(host))  # type: ignore[method-assign]
+    result = evacuate(cloud, plan("a>h2", "b>h3"), parallel=1)
+    assert result["status"] == "failed" and result["still_running"] == ["a", "b"]  # confirmed on a fresh connection
+    assert "could not confirm" not in result["msg"] and "the migration of a to h2 failed" in result["msg"]
+
+
+def test_a_hung_target_does_not_hang_the_final_check() -> None:
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.source_dies_during.add("a")  # so a is not found here and its target must be asked
+    cloud.hung.add("h2")
+    finished: List[Dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: finished.append(Evacuation(
+        cloud.connect, plan("a>h2", "b>h3"), 1, 10, lambda exc, doing: "%s: %s" % (doing, exc),
+        target_check_seconds=0.2).run()), daemon=True)
+    worker.start()
+    worker.join(60)  # a liveness bound, not a speed figure: without the bound on the check it never returns
+    cloud.unhang.set()
+    assert finished, "the evacuation hung on a target that does not answer"
+    [result] = finished
+    failed = [move for move in result["moves"] if move["vm"] == "a"][0]
+    assert failed["status"] == "failed"
+    assert "libvirt on h2 did not answer within 0.2 s: whether it runs there is unknown" in failed["error"]
+
+
+def test_a_host_whose_libvirtd_died_after_the_last_migration_is_not_taken_for_empty() -> None:
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.source_dies_after.add("b")
+    result = evacuate(cloud, plan("a>h2", "b>h3"), parallel=1)
+    assert result["moved"] == 2 and result["still_running"] == []
+    assert result["status"] == "failed" and "libvirt on this host stopped answering" in result["msg"], result["msg"]
 
 
 def test_an_unplanned_running_guest_keeps_the_host_out_of_maintenance() -> None:

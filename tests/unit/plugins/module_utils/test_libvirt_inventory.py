@@ -12,8 +12,10 @@ import pytest
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
     HINT_AUTH,
+    HINT_CONNECTION_LOST,
     HINT_DAEMON,
     HINT_MIGRATION,
+    HINT_NETWORK,
     HINT_NO_DOMAIN,
     HINT_TIMEOUT,
     libvirt_error_message,
@@ -569,6 +571,23 @@ def test_libvirt_error_message_names_what_where_why_and_a_hint(code: int, text: 
         assert "Hint:" not in message
     else:
         assert message.endswith(". Hint: " + hint)
+
+
+@pytest.mark.parametrize(("code", "text", "doing", "uri", "hint"), [
+    # This host's libvirtd died under the evacuation's own connection.
+    (38, "End of file while reading data: Input/output error", "migrating db1 to hv2", "qemu:///system",
+     HINT_CONNECTION_LOST),
+    # The target's libvirtd died under the source daemon's peer-to-peer connection: relayed by the source.
+    (1, "internal error: client socket is closed", "migrating db1 to hv2", "qemu:///system", HINT_CONNECTION_LOST),
+    (1, "internal error: client socket is closed", "listing domains", "qemu:///system", HINT_CONNECTION_LOST),
+    # Over the network it stays a reachability problem.
+    (38, "End of file while reading data: Input/output error", "connecting to libvirt", "qemu+ssh://hv2/system",
+     HINT_NETWORK),
+])
+def test_a_connection_closed_under_a_call_is_not_taken_for_a_refused_migration(
+        code: int, text: str, doing: str, uri: str, hint: str) -> None:
+    message = libvirt_error_message(FakeLibvirtError(code, text), doing, uri=uri)
+    assert message.endswith(". Hint: " + hint), message
 
 
 def test_libvirt_error_message_with_a_real_libvirt_error() -> None:
