@@ -18,7 +18,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_job_action im
 
 # What the rolling maintenance report keeps of a stage.
 SUMMARY_KEYS = ("status", "succeeded", "rc", "signal", "duration", "elapsed", "started_at", "ended_at", "script",
-                "stdout_tail", "stderr_tail", "msg")
+                "stdout_tail", "stderr_tail", "msg", "reconnects", "adopted")
 
 
 class ActionModule(HostJobAction):

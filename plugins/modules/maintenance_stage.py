@@ -194,7 +194,7 @@ elapsed:
   returned: always
   type: float
 summary:
-  description: What a report keeps of the stage (status, succeeded, rc, signal, duration, elapsed, started_at, ended_at,
+  description: What a report keeps of the stage (status, succeeded, rc, signal, duration, elapsed, started_at, ended_at, reconnects, adopted,
     script, stdout_tail, stderr_tail, msg).
   returned: always
   type: dict

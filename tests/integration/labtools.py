@@ -25,16 +25,20 @@ def sleep_marker() -> str:
     return "40.%09d" % (uuid.uuid4().int % 10 ** 9)
 
 
-def wait_until(condition: Callable[[], Any], what: str, limit: float = 120) -> Any:
-    """Wait for a state (not for a time): return the condition's first true value; fail naming WHAT after LIMIT s."""
+def wait_until(condition: Callable[[], Any], what: str, limit: float = 120, interval: float = 0.1,
+               process: "Optional[subprocess.Popen[str]]" = None) -> Any:
+    """Wait for a state (not for a time): return the condition's first true value; fail naming WHAT after LIMIT s,
+    or as soon as PROCESS (the run that should bring the state about) has ended."""
     deadline = time.monotonic() + limit
     while True:
         value = condition()
         if value:
             return value
+        if process is not None and process.poll() is not None:
+            raise AssertionError("the run ended (rc %s) before %s" % (process.returncode, what))
         if time.monotonic() >= deadline:
             raise AssertionError("gave up after %g s waiting for %s" % (limit, what))
-        time.sleep(0.1)
+        time.sleep(interval)
 
 
 def process_alive(pid: int) -> bool:

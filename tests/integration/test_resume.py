@@ -8,26 +8,16 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
-from labtools import Lab
+from labtools import Lab, wait_until
 from runtools import C1, OTHER_VENVS, STAGES, Run
 
 pytestmark = pytest.mark.lab
 
 WAIT_SECONDS = 300
-
-
-def wait_until(condition: Callable[[], bool], what: str, process: Optional["subprocess.Popen[str]"] = None) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if process is not None and process.poll() is not None:
-            raise AssertionError("the run ended (rc %s) before %s" % (process.returncode, what))
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        time.sleep(0.01)
 
 
 def held_hook(run: Run, name: str) -> str:
@@ -64,9 +54,9 @@ def test_kill_9_then_resume_finishes_every_host_once(scenario: Run, lab: Lab, ph
     if phase == "evacuation":
         # Killed the moment hv2's evacuation begins (its mark appears), before the controller sees it end.
         wait_until(lambda: (state_file(lab, "hv2", "maintenance.json") or {}).get("state") == "evacuating",
-                   "hv2's evacuation", process)
+                   "hv2's evacuation", WAIT_SECONDS, interval=0.01, process=process)
     else:
-        wait_until((scenario.dir / (phase + ".started")).exists, "hv2's %s stage" % phase, process)
+        wait_until((scenario.dir / (phase + ".started")).exists, "hv2's %s stage" % phase, WAIT_SECONDS, process=process)
     kill_run(process)
     journal = state_file(lab, "hv2", "last_run.json") or {}
     interrupted = journal.get("run_id")
@@ -98,7 +88,7 @@ def test_kill_9_then_resume_finishes_every_host_once(scenario: Run, lab: Lab, ph
 def test_kill_9_then_a_new_run_repairs_what_was_left(scenario: Run, lab: Lab) -> None:
     scenario.hooks(C1, {("hv2", "Maintenance"): held_hook(scenario, "Maintenance")})
     process = scenario.start("-e", "rm_clusters=c1")
-    wait_until((scenario.dir / "Maintenance.started").exists, "hv2's Maintenance stage", process)
+    wait_until((scenario.dir / "Maintenance.started").exists, "hv2's Maintenance stage", WAIT_SECONDS, process=process)
     kill_run(process)
     interrupted = state_file(lab, "hv1", "lock.json")["run_id"]
     assert state_file(lab, "hv2", "maintenance.json")["run_id"] == interrupted
@@ -123,7 +113,7 @@ def test_a_second_run_refuses_while_the_first_holds_the_cluster(scenario: Run, l
     scenario.hooks(C1, {("hv1", "PreMaintenance"): held_hook(scenario, "first")})
     first = scenario.start("-e", "rm_clusters=c1")
     try:
-        wait_until((scenario.dir / "first.started").exists, "the first run's PreMaintenance on hv1", first)
+        wait_until((scenario.dir / "first.started").exists, "the first run's PreMaintenance on hv1", WAIT_SECONDS, process=first)
         second_dir = tmp_path / "second"
         second_dir.mkdir()
         second = Run(lab, second_dir)
@@ -146,7 +136,7 @@ def test_a_stale_lock_is_taken_over_after_the_timeout(scenario: Run, lab: Lab) -
     scenario.hooks(C1, {("hv1", "PreMaintenance"): held_hook(scenario, "first")})
     first = scenario.start("-e", "rm_clusters=c1")
     try:
-        wait_until((scenario.dir / "first.started").exists, "the first run's PreMaintenance on hv1", first)
+        wait_until((scenario.dir / "first.started").exists, "the first run's PreMaintenance on hv1", WAIT_SECONDS, process=first)
         os.killpg(first.pid, signal.SIGSTOP)
         stale = state_file(lab, "hv1", "lock.json")["run_id"]
         release(scenario, "first")
@@ -166,7 +156,7 @@ def test_ctrl_c_cancels_the_stage_and_cleans_up(scenario: Run, lab: Lab, venv: O
     finished = scenario.dir / "Maintenance.finished"
     scenario.hooks(C1, {("hv2", "Maintenance"): held_hook(scenario, "Maintenance") + "\ntouch %s" % finished})
     process = scenario.start("-e", "rm_clusters=c1", venv_bin=venv / "bin" if venv else None)
-    wait_until((scenario.dir / "Maintenance.started").exists, "hv2's Maintenance stage", process)
+    wait_until((scenario.dir / "Maintenance.started").exists, "hv2's Maintenance stage", WAIT_SECONDS, process=process)
     os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     report = scenario.wait(process)
 
