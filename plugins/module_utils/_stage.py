@@ -39,9 +39,16 @@ STATUS_WOULD_RUN = "would_run"
 # stay well below it so the payload fits both argv and RM_PAYLOAD.
 MAX_PAYLOAD_BYTES = 120 * 1024
 
+# The largest timeout or interval accepted, in seconds (about 31 years): anything a stage could
+# really need fits, and a value beyond it (10**12, a duration in ms or a typo) is a mistake.
+MAX_SECONDS = 999999999
+
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _BLANKS = " \t"
 _OPERATOR_CHARS = ";&|<>()"
+# Undecodable input bytes arrive as lone surrogates (Python's surrogateescape, or a JSON "\udcff" escape);
+# UTF-8 cannot encode them and AnsibleModule crashes on them, so they are refused before anything runs.
+_NOT_UTF8 = re.compile("[\ud800-\udfff]")
 
 
 class PayloadError(ValueError):
@@ -57,18 +64,30 @@ def validate_stage(stage: str) -> None:
         raise ValueError("unknown stage %r: expected one of %s" % (stage, ", ".join(STAGES)))
 
 
-def positive_int(name: str, value: Any, unit: str = "", maximum: int = 999999999) -> int:
+def positive_int(name: str, value: Any, unit: str = "", maximum: int = MAX_SECONDS) -> int:
     """``value`` as a positive int (an int or a string of digits), or ValueError naming ``name``."""
-    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
-    if not re.fullmatch(r"[0-9]{1,9}", text) or not 0 < int(text) <= maximum:
-        raise ValueError("%s must be a positive integer%s (at most %d), got %r" % (name, unit, maximum, value))
-    return int(text)
+    digits = ""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        # Past 30 digits only the length is told: str() of a huge int is slow, or refused by Python 3.11+.
+        digits = str(value) if value < 10 ** 30 else "9" * 31
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
+        digits = value.strip().lstrip("0")
+    if not digits:
+        if isinstance(value, int) and not isinstance(value, bool) and value <= -10 ** 30:
+            shown = "a huge negative number"
+        else:
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ValueError("%s must be a positive integer%s, got %s" % (name, " of " + unit if unit else "", shown))
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
+        raise ValueError("%s is too large: at most %d%s, got %s" % (
+            name, maximum, " " + unit if unit else "", digits if len(digits) <= 30 else "more than 30 digits"))
+    return int(digits)
 
 
 def validate_timing(timeout: Any, ping_interval: Any,
                     names: Tuple[str, str] = ("stage_timeout", "ping_interval")) -> Tuple[int, int]:
     """Return (timeout, ping_interval) as ints, or raise ValueError naming the problem (by ``names``)."""
-    seconds = positive_int(names[0], timeout, " of seconds"), positive_int(names[1], ping_interval, " of seconds")
+    seconds = positive_int(names[0], timeout, "seconds"), positive_int(names[1], ping_interval, "seconds")
     if seconds[0] < seconds[1]:
         raise ValueError(
             "%s (%d s) is lower than %s (%d s): it could run out before the first status poll; raise the "
@@ -84,9 +103,16 @@ def split_payload(payload: str) -> List[str]:
     character, and ``$(...)``, ``$((...))``, ``${...}`` and backquoted text stay whole and literal
     inside their word, as the tokenizer sees them. Unquoted control operators, an unquoted newline
     inside the payload and a word starting with ``#`` are refused: a shell would not pass them on
-    as arguments, so taking them literally would silently change what the operator meant.
+    as arguments, so taking them literally would silently change what the operator meant. So are
+    bytes that are not UTF-8 (lone surrogates), a NUL and a payload over MAX_PAYLOAD_BYTES.
     """
-    encoded_size = len(payload.encode("utf-8", "surrogateescape"))
+    not_utf8 = _NOT_UTF8.search(payload)
+    if not_utf8:
+        raise PayloadError(
+            "payload is not UTF-8 text: it has %s at offset %d; module arguments reach the host as UTF-8 and "
+            "Ansible cannot carry other bytes, so write the payload in UTF-8"
+            % (_undecodable(not_utf8.group()), not_utf8.start()))
+    encoded_size = len(payload.encode("utf-8"))
     if encoded_size > MAX_PAYLOAD_BYTES:
         raise PayloadError("payload is %d bytes long; at most %d are accepted" % (encoded_size, MAX_PAYLOAD_BYTES))
     if "\x00" in payload:
@@ -141,6 +167,13 @@ def split_payload(payload: str) -> List[str]:
     if current is not None:
         words.append("".join(current))
     return words
+
+
+def _undecodable(char: str) -> str:
+    """How an operator recognises the offending input: the raw byte it came from when there was one."""
+    if "\udc80" <= char <= "\udcff":
+        return "the byte 0x%02x" % (ord(char) - 0xDC00)
+    return "the lone surrogate U+%04X" % ord(char)
 
 
 def _read_double_quoted(text: str, start: int, out: List[str]) -> int:

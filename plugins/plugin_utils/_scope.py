@@ -24,6 +24,9 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order impo
 # Scope variable -> the host variable it matches (None: the inventory host name itself).
 SCOPES: Dict[str, Any] = {"rm_hosts": None, "rm_clusters": "rm_cluster", "rm_pods": "rm_pod", "rm_zones": "rm_zone"}
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# Where ansible-playbook puts the words of an ``-e "k=v ..."`` that are not k=v: ``-e "rm_hosts=hv1 hv2"``
+# sets rm_hosts=hv1 and leaves "hv2" here, so a run would silently leave out what the operator typed.
+STRAY_EXTRA_VARS = "_raw_params"
 
 
 class ScopeError(ValueError):
@@ -71,6 +74,12 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
             host_vars: Callable[[str], Mapping[str, Any]]) -> Scope:
     """Check the run's inputs and work out its hosts; raise ScopeError naming every problem found."""
     problems: List[str] = []
+    stray = run_vars.get(STRAY_EXTRA_VARS)
+    if stray:
+        problems.append(
+            "extra vars have words that are not NAME=VALUE: %r; -e splits NAME=VALUE pairs at blanks, so quote a "
+            "value that has blanks (-e \"rm_payload='a b'\"), give a list comma-separated (rm_hosts=hv1,hv2) or "
+            "use JSON (-e '{\"rm_hosts\": [\"hv1\", \"hv2\"]}')" % (stray,))
     given = {kind: names_of(run_vars.get(kind)) for kind in SCOPES}
     chosen = [kind for kind, names in given.items() if names]
     if not chosen:
@@ -86,7 +95,7 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
             problems.append(str(exc))
     try:
         # The lock is renewed at every poll: a timeout of a few intervals would hand a live run's clusters over.
-        settings["rm_lock_timeout"] = positive_int("rm_lock_timeout", run_vars.get("rm_lock_timeout", 900), " of seconds")
+        settings["rm_lock_timeout"] = positive_int("rm_lock_timeout", run_vars.get("rm_lock_timeout", 900), "seconds")
         if "rm_ping_interval" in settings and settings["rm_lock_timeout"] < 3 * settings["rm_ping_interval"]:
             raise ValueError("rm_lock_timeout (%d s) is less than 3 times rm_ping_interval (%d s): a run at work would "
                              "look gone between two polls" % (settings["rm_lock_timeout"], settings["rm_ping_interval"]))
@@ -108,7 +117,9 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
     run_id = str(run_vars.get("rm_run_id") or "")
     if not RUN_ID_PATTERN.match(run_id):
         problems.append("rm_run_id %r: use 1 to 64 letters, digits, '-' or '_'" % run_id)
-    if problems or not chosen:
+    # Both timeouts are checked against the interval: a bad interval is one problem, said once.
+    problems = list(dict.fromkeys(problems))
+    if len(chosen) != 1:
         raise ScopeError("; ".join(problems))
 
     kind = chosen[0]
@@ -123,8 +134,11 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
         found = {str(host_vars(host).get(variable) or "") for host in matching}
         unknown = [name for name in asked if name not in found]
     if unknown:
-        raise ScopeError("%s: no inventory host %s %s" % (
+        # Named with the other problems: a stray -e word usually explains the unknown name.
+        problems.append("%s: no inventory host %s %s" % (
             kind, "is named" if variable is None else "has %s =" % variable, ", ".join(repr(name) for name in unknown)))
+    if problems:
+        raise ScopeError("; ".join(problems))
     for host in matching:
         if not cluster_of[host]:
             problems.append("host %s has no rm_cluster: every host must belong to a cluster" % host)

@@ -31,7 +31,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     ("''", [""]),
     ("a''b", ["ab"]),
     ("\t tab\tseparated ", ["tab", "separated"]),
-    ("caf\u00e9 \udcff", ["caf\u00e9", "\udcff"]),
+    ("caf\u00e9 \u2603 '\x1b[0m'", ["caf\u00e9", "\u2603", "\x1b[0m"]),
 ])
 def test_split_payload_words(payload: str, words: list) -> None:
     assert split_payload(payload) == words
@@ -51,6 +51,10 @@ def test_split_payload_words(payload: str, words: list) -> None:
     ("`open", "unterminated backquote"),
     ("trailing\\", "lone backslash"),
     ("a\x00b", "NUL byte"),
+    ("caf\u00e9 \udcff", "payload is not UTF-8 text: it has the byte 0xff at offset 5"),
+    ("'\udc80'", "it has the byte 0x80 at offset 1"),
+    ("a\ud800", "it has the lone surrogate U\\+D800 at offset 1"),
+    ("\udc41", "it has the lone surrogate U\\+DC41 at offset 0"),
 ])
 def test_split_payload_refuses_what_a_shell_would_not_pass_on(payload: str, complaint: str) -> None:
     with pytest.raises(PayloadError, match=complaint.replace("$", r"\$").replace("(", r"\(")):
@@ -61,6 +65,9 @@ def test_split_payload_size_limit() -> None:
     assert split_payload("x" * MAX_PAYLOAD_BYTES) == ["x" * MAX_PAYLOAD_BYTES]
     with pytest.raises(PayloadError, match="bytes long"):
         split_payload("x" * (MAX_PAYLOAD_BYTES + 1))
+    # Counted in UTF-8 bytes, as argv and the environment count them.
+    with pytest.raises(PayloadError, match="payload is %d bytes long" % (MAX_PAYLOAD_BYTES + 2)):
+        split_payload("\u00e9" * (MAX_PAYLOAD_BYTES // 2 + 1))
 
 
 def _dash_words(payload: str) -> list:

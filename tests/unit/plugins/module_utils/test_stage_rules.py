@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
+    MAX_SECONDS,
     ScriptLookupError,
     StageResult,
     classify_exit,
     find_stage_script,
+    positive_int,
     read_tail,
     stage_succeeded,
     validate_timing,
@@ -20,6 +22,14 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
 )
 
 ROOT_ONLY = [0]
+
+
+def repr_short(value: object) -> str:
+    """A test id that stays short for a 5000-digit number (whose repr Python 3.11 refuses)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 30:
+        return "huge-int"
+    text = repr(value)
+    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def make_script(directory: Path, name: str, mode: int = 0o755) -> Path:
@@ -119,14 +129,24 @@ def test_stage_succeeded(status: str, stage: str, rebooted_ok: bool, succeeded: 
 
 
 @pytest.mark.parametrize(("timeout", "interval", "complaint"), [
-    (0, 10, "stage_timeout must be a positive integer"),
-    (-1, 10, "stage_timeout must be a positive integer"),
-    ("abc", 10, "stage_timeout must be a positive integer"),
-    (10 ** 12, 10, "at most 999999999"),
+    (0, 10, "stage_timeout must be a positive integer of seconds, got 0"),
+    (-1, 10, "stage_timeout must be a positive integer of seconds, got -1"),
+    ("-1", 10, "stage_timeout must be a positive integer of seconds, got '-1'"),
+    ("abc", 10, "stage_timeout must be a positive integer of seconds, got 'abc'"),
+    ("1e3", 10, "got '1e3'"),
+    (3.5, 10, "got 3.5"),
+    (None, 10, "got None"),
+    ("\u0663", 10, "stage_timeout must be a positive integer"),  # a digit, but not an ASCII one
+    (10 ** 12, 10, "stage_timeout is too large: at most 999999999 seconds, got 1000000000000"),
+    (1000000000, 10, "too large: at most 999999999 seconds, got 1000000000"),
+    ("0001000000000", 10, "too large: at most 999999999 seconds, got 1000000000"),
+    ("9" * 5000, 10, "too large: at most 999999999 seconds, got more than 30 digits"),
+    (10 ** 5000, 10, "too large: at most 999999999 seconds, got more than 30 digits"),
+    (-10 ** 5000, 10, "must be a positive integer of seconds, got a huge negative number"),
     (True, 10, "stage_timeout must be a positive integer"),
     (30, 0, "ping_interval must be a positive integer"),
     (5, 10, "lower than ping_interval"),
-])
+], ids=repr_short)
 def test_validate_timing_refuses(timeout: object, interval: object, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         validate_timing(timeout, interval)
@@ -135,6 +155,17 @@ def test_validate_timing_refuses(timeout: object, interval: object, complaint: s
 def test_validate_timing_accepts_equal_and_numeric_strings() -> None:
     assert validate_timing(10, 10) == (10, 10)
     assert validate_timing("1800", " 10 ") == (1800, 10)
+    assert validate_timing("0030", 1) == (30, 1)
+
+
+def test_the_largest_timing_is_accepted() -> None:
+    assert validate_timing(MAX_SECONDS, MAX_SECONDS) == (999999999, 999999999)
+
+
+def test_positive_int_names_its_own_maximum() -> None:
+    assert positive_int("rm_max_parallel_migrations", "64", maximum=64) == 64
+    with pytest.raises(ValueError, match="^rm_max_parallel_migrations is too large: at most 64, got 65$"):
+        positive_int("rm_max_parallel_migrations", 65, maximum=64)
 
 
 def test_result_as_dict_merges_extra_and_is_written_root_only(tmp_path: Path) -> None:

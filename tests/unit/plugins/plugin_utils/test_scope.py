@@ -52,7 +52,15 @@ def test_scope_knows_every_member_of_the_clusters_concerned() -> None:
     ({"rm_hosts": "hv1", "rm_stage_timeout": 0}, "rm_stage_timeout must be a positive integer"),
     ({"rm_hosts": "hv1", "rm_stage_timeout": -1}, "rm_stage_timeout must be a positive integer"),
     ({"rm_hosts": "hv1", "rm_stage_timeout": "abc"}, "rm_stage_timeout must be a positive integer"),
-    ({"rm_hosts": "hv1", "rm_stage_timeout": 10 ** 12}, "rm_stage_timeout must be a positive integer"),
+    ({"rm_hosts": "hv1", "rm_stage_timeout": 10 ** 12},
+     "rm_stage_timeout is too large: at most 999999999 seconds, got 1000000000000"),
+    ({"rm_hosts": "hv1", "rm_wait_maintenance_timeout": "-5"},
+     "rm_wait_maintenance_timeout must be a positive integer of seconds, got '-5'"),
+    ({"rm_hosts": "hv1", "rm_payload": "caf\u00e9 \udcff"}, "rm_payload: payload is not UTF-8 text"),
+    ({"rm_hosts": "hv1", "rm_payload": ["a"]}, "rm_payload must be a string, got ['a']"),
+    ({"rm_hosts": "hv1 hv2"}, "rm_hosts: no inventory host is named 'hv1 hv2'"),
+    ({"rm_hosts": ["hv*", "all", "$(id)"]}, "rm_hosts: no inventory host is named 'hv*', 'all', '$(id)'"),
+    ({"rm_hosts": "hv1", "_raw_params": "hv2"}, "extra vars have words that are not NAME=VALUE: 'hv2'"),
     ({"rm_hosts": "hv1", "rm_wait_maintenance_timeout": 3}, "rm_wait_maintenance_timeout (3 s) is lower"),
     ({"rm_hosts": "hv1", "rm_max_parallel_migrations": 0}, "rm_max_parallel_migrations must be a positive integer"),
     ({"rm_hosts": "hv1", "rm_payload": "a; b"}, "rm_payload: payload has an unquoted shell operator ';'"),
@@ -65,6 +73,21 @@ def test_bad_input_is_refused_naming_the_problem(run_vars: Dict[str, Any], compl
     with pytest.raises(ScopeError) as caught:
         scope(**run_vars)
     assert complaint in str(caught.value)
+
+
+def test_every_problem_is_named_at_once_unknown_names_included() -> None:
+    # -e "rm_hosts=hv1;reboot now": Ansible sets rm_hosts to 'hv1;reboot' and leaves 'now' stray.
+    with pytest.raises(ScopeError) as caught:
+        scope(rm_hosts="hv1;reboot", _raw_params="now", rm_stage_timeout=0)
+    problems = str(caught.value).split("; ")
+    assert problems[0].startswith("extra vars have words that are not NAME=VALUE: 'now'")
+    assert "rm_stage_timeout must be a positive integer of seconds, got 0" in problems
+    assert problems[-1] == "rm_hosts: no inventory host is named 'hv1;reboot'"
+
+
+def test_no_stray_words_is_no_problem() -> None:
+    assert scope(rm_hosts="hv1", _raw_params=None).hosts == ["hv1"]
+    assert scope(rm_hosts="hv1", _raw_params="").hosts == ["hv1"]
 
 
 def test_equal_timeout_and_interval_is_accepted() -> None:

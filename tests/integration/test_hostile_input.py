@@ -1,0 +1,351 @@
+"""Hostile input through the real rolling maintenance run: each case is refused, naming the problem, before
+any stage runs, or it reaches the stage script as literal argv words. docs/hostile-input.md has the table."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Set, Tuple, Union
+
+import pytest
+
+from labtools import Lab
+from runtools import ALL, Run
+
+pytestmark = pytest.mark.lab
+HOOKS = "/etc/kvm-rolling-maintenance/hooks"
+MARK = "@MARK@"  # replaced by a file path a shell would create if it ever ran the input
+# Who refuses a case, and what its message starts with.
+SCOPE = "invalid input, nothing was touched: "  # the rolling_scope action (the collection's own check)
+ARGUMENT_SPECS = "Validation of arguments failed:"  # the role's argument_specs (Ansible checks the types)
+ANSIBLE_CORE = "ERROR! "  # ansible-playbook itself, before any play ("[ERROR]: " since ansible-core 2.19)
+
+# How a case hands its input to ansible-playbook: a dict is written to a JSON vars file (-e @file), a
+# (name, bytes) pair is written as it is to a vars file of that name, a list is passed as argv words.
+Source = Union[Dict[str, Any], Tuple[str, bytes], List[str]]
+
+
+def _marked(value: Any, mark: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(MARK, mark)
+    if isinstance(value, bytes):
+        return value.replace(MARK.encode(), mark.encode())
+    if isinstance(value, list):
+        return [_marked(item, mark) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_marked(item, mark) for item in value)
+    if isinstance(value, dict):
+        return {key: _marked(item, mark) for key, item in value.items()}
+    return value
+
+
+def playbook_args(run: Run, source: Source, mark: str) -> List[str]:
+    source = _marked(source, mark)
+    if isinstance(source, list):
+        return source
+    if isinstance(source, dict):
+        name, content = "vars-%s.json" % uuid.uuid4().hex[:8], json.dumps(source).encode()
+    else:
+        name, content = source
+    path = run.dir / name
+    path.write_bytes(content)
+    return ["-e", "@%s" % path]
+
+
+def job_dirs(state_dirs: Dict[str, Path]) -> Set[str]:
+    """Every job a host has on record: a stage or an evacuation that started leaves one."""
+    return {"%s/%s" % (host, entry.name) for host, state in state_dirs.items()
+            if (state / "jobs").is_dir() for entry in (state / "jobs").iterdir()}
+
+
+def assert_not_run_anywhere(lab: Lab, mark: str) -> None:
+    assert not os.path.exists(mark), "%s was created: the input ran in a shell" % mark
+    assert lab.exec("hv1", "test", "-e", mark, check=False).returncode == 1
+
+
+def refusal(output: str) -> str:
+    """The message of the task that refused the run, or ansible-playbook's own error."""
+    for line in output.splitlines():
+        if line.startswith("fatal: [localhost]: FAILED! => "):
+            return str(json.loads(line.split(" => ", 1)[1])["msg"])
+    errors = [ANSIBLE_CORE + line[len("[ERROR]: "):] if line.startswith("[ERROR]: ") else line
+              for line in output.splitlines() if line.startswith((ANSIBLE_CORE, "[ERROR]: "))]
+    return errors[0] if errors else ""
+
+
+def expected_argv(words: List[str]) -> bytes:
+    """What the hook's ``printf '%s\\0' "$@"`` writes for these words."""
+    return b"".join(word.encode() + b"\0" for word in words)
+
+
+# --- Refused on the controller, in the scope step: no host is even contacted. ---------------------------------
+
+TOO_LONG = 200 * 1024
+REFUSED_BEFORE_ANY_HOST = [
+    # rm_payload
+    ("payload-semicolon", SCOPE, {"rm_hosts": "hv1", "rm_payload": "a; touch @MARK@"},
+     "rm_payload: payload has an unquoted shell operator ';' at offset 1"),
+    ("payload-pipe", SCOPE, {"rm_hosts": "hv1", "rm_payload": "a | touch @MARK@"},
+     "rm_payload: payload has an unquoted shell operator '|' at offset 2"),
+    ("payload-redirect", SCOPE, {"rm_hosts": "hv1", "rm_payload": "a > @MARK@"},
+     "rm_payload: payload has an unquoted shell operator '>' at offset 2"),
+    ("payload-background", SCOPE, {"rm_hosts": "hv1", "rm_payload": "touch @MARK@ &"},
+     "rm_payload: payload has an unquoted shell operator '&'"),
+    ("payload-newline", SCOPE, {"rm_hosts": "hv1", "rm_payload": "a\ntouch @MARK@"},
+     "rm_payload: payload has an unquoted line break at offset 1, where a shell would start a new command"),
+    ("payload-carriage-return", SCOPE, {"rm_hosts": "hv1", "rm_payload": "a\rtouch @MARK@"},
+     "rm_payload: payload has an unquoted line break at offset 1"),
+    ("payload-comment", SCOPE, {"rm_hosts": "hv1", "rm_payload": "a #b"},
+     "rm_payload: payload has a word starting with an unquoted '#' at offset 2"),
+    ("payload-unterminated-quote", SCOPE, {"rm_hosts": "hv1", "rm_payload": "'a b"},
+     "rm_payload: payload has an unterminated single quote at offset 0"),
+    ("payload-unterminated-substitution", SCOPE, {"rm_hosts": "hv1", "rm_payload": "$(touch @MARK@"},
+     "rm_payload: payload has an unterminated $( at offset 0"),
+    ("payload-unterminated-backquote", SCOPE, {"rm_hosts": "hv1", "rm_payload": "`touch @MARK@"},
+     "rm_payload: payload has an unterminated backquote at offset 0"),
+    ("payload-nul", SCOPE, {"rm_hosts": "hv1", "rm_payload": "a\x00b"},
+     "rm_payload: payload contains a NUL byte, which cannot be passed as an argument"),
+    ("payload-200KiB", SCOPE, {"rm_hosts": "hv1", "rm_payload": "x" * TOO_LONG},
+     "rm_payload: payload is %d bytes long; at most 122880 are accepted" % TOO_LONG),
+    ("payload-not-a-string", SCOPE, {"rm_hosts": "hv1", "rm_payload": ["a", "b"]},
+     "rm_payload must be a string, got ['a', 'b']"),
+    ("payload-not-utf8-json-escape", SCOPE, {"rm_hosts": "hv1", "rm_payload": "caf\u00e9 \udcff"},
+     "rm_payload: payload is not UTF-8 text: it has the byte 0xff at offset 5"),
+    ("payload-not-utf8-raw-json", SCOPE, ("raw.json", b'{"rm_hosts": "hv1", "rm_payload": "caf\xc3\xa9 \xff"}'),
+     "rm_payload: payload is not UTF-8 text: it has the byte 0xff at offset 5"),
+    # subprocess passes the lone surrogate to ansible-playbook as the raw byte 0xff in its argv.
+    ("payload-not-utf8-argv", SCOPE, ["-e", "rm_hosts=hv1", "-e", "rm_payload=caf\udcff"],
+     "rm_payload: payload is not UTF-8 text: it has the byte 0xff at offset 3"),
+    # ansible-core itself cannot load a YAML file with such a byte: its own error, still before anything runs.
+    ("payload-not-utf8-raw-yaml", ANSIBLE_CORE, ("raw.yml", b'rm_hosts: hv1\nrm_payload: "caf\xff"\n'),
+     "can't encode character '\\udcff'"),
+    ("payload-blank-in-key-value", SCOPE, ["-e", "rm_hosts=hv1", "-e", "rm_payload=a touch @MARK@"],
+     "extra vars have words that are not NAME=VALUE: 'touch @MARK@'"),
+    # timings
+    ("stage-timeout-0", SCOPE, {"rm_hosts": "hv1", "rm_stage_timeout": 0},
+     "rm_stage_timeout must be a positive integer of seconds, got 0"),
+    ("stage-timeout-negative", SCOPE, {"rm_hosts": "hv1", "rm_stage_timeout": -1},
+     "rm_stage_timeout must be a positive integer of seconds, got -1"),
+    ("stage-timeout-abc", ARGUMENT_SPECS, {"rm_hosts": "hv1", "rm_stage_timeout": "abc"},
+     "argument 'rm_stage_timeout' is of type"),  # then "<class 'str'>" (2.16) or "str" (2.21)
+    ("stage-timeout-10e12", SCOPE, {"rm_hosts": "hv1", "rm_stage_timeout": 10 ** 12},
+     "rm_stage_timeout is too large: at most 999999999 seconds, got 1000000000000"),
+    ("stage-timeout-key-value-negative", SCOPE, ["-e", "rm_hosts=hv1", "-e", "rm_stage_timeout=-1"],
+     "rm_stage_timeout must be a positive integer of seconds, got '-1'"),
+    ("ping-interval-0", SCOPE, {"rm_hosts": "hv1", "rm_ping_interval": 0},
+     "rm_ping_interval must be a positive integer of seconds, got 0"),
+    ("wait-timeout-10e12", SCOPE, {"rm_hosts": "hv1", "rm_wait_maintenance_timeout": 10 ** 12},
+     "rm_wait_maintenance_timeout is too large: at most 999999999 seconds, got 1000000000000"),
+    # the scope
+    ("hosts-semicolon", SCOPE, {"rm_hosts": "hv1;touch @MARK@"},
+     "rm_hosts: no inventory host is named 'hv1;touch @MARK@'"),
+    ("hosts-space", SCOPE, {"rm_hosts": "hv1 hv2"}, "rm_hosts: no inventory host is named 'hv1 hv2'"),
+    ("hosts-substitution", SCOPE, {"rm_hosts": ["$(touch @MARK@)"]},
+     "rm_hosts: no inventory host is named '$(touch @MARK@)'"),
+    ("hosts-backquote", SCOPE, {"rm_hosts": "`touch @MARK@`"}, "rm_hosts: no inventory host is named '`touch @MARK@`'"),
+    ("hosts-glob", SCOPE, {"rm_hosts": "hv*"}, "rm_hosts: no inventory host is named 'hv*'"),
+    ("hosts-patterns", SCOPE, {"rm_hosts": ["all", "localhost", "c1"]},
+     "rm_hosts: no inventory host is named 'all', 'localhost', 'c1'"),
+    ("hosts-newline", SCOPE, {"rm_hosts": "hv1\nhv2"}, "rm_hosts: no inventory host is named 'hv1\\nhv2'"),
+    ("clusters-semicolon", SCOPE, {"rm_clusters": "c1;touch @MARK@"},
+     "rm_clusters: no inventory host has rm_cluster = 'c1;touch @MARK@'"),
+    # -e "k=v" splits at blanks: without the check, hv2 would silently be left out and hv1 maintained.
+    ("hosts-space-key-value", SCOPE, ["-e", "rm_hosts=hv1 hv2"],
+     "extra vars have words that are not NAME=VALUE: 'hv2'"),
+    ("hosts-comma-space-key-value", SCOPE, ["-e", "rm_hosts=hv1, hv2"],
+     "extra vars have words that are not NAME=VALUE: 'hv2'"),
+    ("hosts-semicolon-key-value", SCOPE, ["-e", "rm_hosts=hv1;touch @MARK@"],
+     "extra vars have words that are not NAME=VALUE: '@MARK@'; -e splits NAME=VALUE pairs at blanks, so quote a "
+     "value that has blanks (-e \"rm_payload='a b'\"), give a list comma-separated (rm_hosts=hv1,hv2) or use JSON "
+     "(-e '{\"rm_hosts\": [\"hv1\", \"hv2\"]}'); rm_hosts: no inventory host is named 'hv1;touch'"),
+]
+
+
+class TestRefusedBeforeAnyHost:
+    """Fast cases: the run stops in its scope step. One set of logging hooks serves them all (a class, so
+    their check afterwards covers these cases alone: no guest moved, no host left marked)."""
+
+    @pytest.fixture(scope="class")
+    def logging_run(self, lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+        """Every lab host has hooks that log, so a stage that ran would show."""
+        run = Run(lab, tmp_path_factory.mktemp("refused"))
+        run.hooks(ALL)
+        before = lab.running_guests()
+        yield run
+        for host in ALL:
+            lab.clear_hooks(host)
+        assert lab.running_guests() == before
+        for host in ALL:
+            for mark in ("maintenance.json", "cluster.json"):
+                path = "/var/lib/kvm-rolling-maintenance/" + mark
+                assert lab.exec(host, "test", "-e", path, check=False).returncode == 1, "%s left on %s" % (mark, host)
+
+    @pytest.fixture(scope="class")
+    def state_dirs(self, lab: Lab) -> Dict[str, Path]:
+        return {host: Path(lab.kvmlab("path", host, "state").stdout.strip()) for host in ALL}
+
+    @pytest.mark.parametrize(("refuser", "source", "complaint"), [case[1:] for case in REFUSED_BEFORE_ANY_HOST],
+                             ids=[case[0] for case in REFUSED_BEFORE_ANY_HOST])
+    def test_input_is_refused_before_any_host_is_touched(self, lab: Lab, logging_run: Run,
+                                                         state_dirs: Dict[str, Path], refuser: str, source: Source,
+                                                         complaint: str) -> None:
+        mark = str(logging_run.dir / ("pwned-%s" % uuid.uuid4().hex[:8]))
+        logging_run.log.write_text("")  # a case that wrongly ran must not make the next ones fail too
+        jobs_before = job_dirs(state_dirs)
+        logging_run.play(*playbook_args(logging_run, source, mark))
+        assert logging_run.completed.returncode != 0, logging_run.output
+        message = refusal(logging_run.output)
+        assert message.startswith(refuser) and _marked(complaint, mark) in message, logging_run.output[-3000:]
+        if refuser == SCOPE:  # the collection's own check names the problem first
+            assert message.startswith(SCOPE + _marked(complaint, mark)), message
+        # The scope play failed, so no later play started: no gather, no stage, no cluster disabled.
+        assert "PLAY [Rolling maintenance | gather" not in logging_run.output
+        assert logging_run.events() == []
+        assert job_dirs(state_dirs) == jobs_before
+        assert_not_run_anywhere(lab, mark)
+
+
+# --- Unfit stage scripts: found when the hosts are gathered, so fail-fast refuses to start. -------------------
+
+def _symlink_out(hooks: Path, stage: str, outside: Path) -> str:
+    outside.write_text("#!/bin/sh\ntouch %s.ran\n" % outside)
+    outside.chmod(0o755)
+    (hooks / stage).symlink_to(outside)
+    return "%s/%s is a link to %s, outside the hooks dir %s; stage scripts must live in the hooks dir" % (
+        HOOKS, stage, outside, HOOKS)
+
+
+def _foreign_owner(hooks: Path, stage: str, _outside: Path) -> str:
+    os.chown(hooks / stage, 65534, 65534)
+    return "%s/%s is owned by uid 65534; a stage script must be owned by root or the connecting user (uid 0)" % (
+        HOOKS, stage)
+
+
+def _group_writable(hooks: Path, stage: str, _outside: Path) -> str:
+    (hooks / stage).chmod(0o775)
+    return "%s/%s is writable by group or others (mode 0775), so anyone could change what runs as root" % (
+        HOOKS, stage)
+
+
+def _fifo(hooks: Path, stage: str, _outside: Path) -> str:
+    os.mkfifo(hooks / stage, 0o755)
+    return "%s/%s is not a regular file (a FIFO)" % (HOOKS, stage)
+
+
+def _not_executable(hooks: Path, stage: str, _outside: Path) -> str:
+    (hooks / stage).chmod(0o644)
+    return "%s/%s is not executable (mode 0644); chmod 0755 it" % (HOOKS, stage)
+
+
+def _two_scripts(hooks: Path, stage: str, _outside: Path) -> str:
+    (hooks / (stage + ".py")).write_text("#!/usr/bin/python3\n")
+    (hooks / (stage + ".py")).chmod(0o755)
+    return "one script per stage: %s has 2 scripts for %s: %s, %s.py" % (HOOKS, stage, stage, stage)
+
+
+# Each unfit script replaces the logging hook of one stage; the others stay, so a stage that ran would log.
+UNFIT_SCRIPTS = {
+    "symlink-outside-hooks-dir": ("PreFlight", _symlink_out),
+    "foreign-owner": ("PostMaintenance", _foreign_owner),
+    "group-writable": ("Maintenance", _group_writable),
+    "fifo-named-Maintenance": ("Maintenance", _fifo),
+    "not-executable": ("PreMaintenance", _not_executable),
+    "two-scripts-one-stage": ("Maintenance", _two_scripts),
+}
+
+
+def _unfit_hooks(scenario: Run, case: str, host: str) -> str:
+    """Logging hooks on HOST with one stage's script made unfit; return the refusal expected for it."""
+    stage, make_unfit = UNFIT_SCRIPTS[case]
+    scenario.hooks([host])
+    hooks = scenario.lab.hooks_dir(host)
+    if make_unfit in (_symlink_out, _fifo):
+        (hooks / stage).unlink()
+    return make_unfit(hooks, stage, scenario.dir / "outside.sh")
+
+
+@pytest.mark.parametrize("case", list(UNFIT_SCRIPTS))
+def test_an_unfit_stage_script_refuses_the_run_before_anything_runs(scenario: Run, case: str) -> None:
+    refusal = _unfit_hooks(scenario, case, "hv1")
+    before = scenario.lab.running_guests()
+    report = scenario.play("-e", "rm_hosts=hv1")
+    assert scenario.completed.returncode != 0, scenario.output
+    assert report["details"].startswith("aborted: refused to start, nothing was done: hv1: could not be gathered: "
+                                        + refusal), report["details"]
+    assert scenario.events() == []  # not even PreFlight ran, nor was the cluster disabled
+    assert scenario.lab.running_guests() == before
+    assert not (scenario.dir / "outside.sh.ran").exists()
+
+
+def test_forced_skips_the_host_with_an_unfit_script_and_maintains_the_others(scenario: Run) -> None:
+    refusal = _unfit_hooks(scenario, "group-writable", "hv1")
+    scenario.hooks(["hv2"])
+    report = scenario.play("-e", "rm_hosts=hv1,hv2", "-e", "rm_forced=true")
+    assert scenario.completed.returncode == 0, scenario.output
+    assert scenario.statuses() == {"hv1": ("skipped", "capacity"), "hv2": ("updated", "")}
+    assert report["hosts_skipped"][0]["reason"] == "could not be gathered: " + refusal + "; chmod go-w it"
+    assert scenario.stages_run("hv1") == []
+    assert scenario.stages_run("hv2") == ["PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance"]
+
+
+# --- Accepted input: the payload reaches the script as literal argv words, nothing is expanded or run. ------
+
+METACHARACTERS = ("a=1 \"b c\" 'd;e' $(touch @MARK@) `touch @MARK@` ${IFS} $HOME * ~ "
+                  "'it'\\''s' \"say \\\"hi\\\"\" '' c\\;d 'line1\nline2' caf\u00e9 \u2603")
+METACHARACTER_WORDS = ["a=1", "b c", "d;e", "$(touch @MARK@)", "`touch @MARK@`", "${IFS}", "$HOME", "*", "~",
+                       "it's", 'say "hi"', "", "c;d", "line1\nline2", "caf\u00e9", "\u2603"]
+UNSAFE_JINJA = "'{{ lookup(\"pipe\", \"touch @MARK@\") }}' x"
+# A case: (how the input is given, the payload as the script's RM_PAYLOAD shows it, the argv words it must get).
+LiteralCase = Tuple[Source, str, List[str]]
+
+
+def _big_word_case(mark: str) -> LiteralCase:
+    """One 100 KiB word full of what a shell would act on (argv and environment take 128 KiB per string)."""
+    word = ("x;$(touch %s) `touch %s` | & > \"d\" " % (mark, mark) * 3000)[:100 * 1024]
+    payload = "'%s' end" % word
+    return {"rm_payload": payload}, payload, [word, "end"]
+
+
+LITERAL_PAYLOADS: Dict[str, Callable[[str], LiteralCase]] = {
+    "metacharacters-quotes-newline-utf8":
+        lambda _mark: ({"rm_payload": METACHARACTERS}, METACHARACTERS, METACHARACTER_WORDS),
+    "100KiB-word": _big_word_case,
+    # Marked unsafe (as AWX does with survey answers by default): nothing templates it, the lookup never runs.
+    "jinja-unsafe":
+        lambda _mark: (("unsafe.yml", ("rm_payload: !unsafe %s\n" % json.dumps(UNSAFE_JINJA)).encode()),
+                       UNSAFE_JINJA, ['{{ lookup("pipe", "touch @MARK@") }}', "x"]),
+    # A plain extra var is Ansible's to template before the collection sees it, like any variable.
+    "jinja-extra-var": lambda _mark: (["-e", "rm_payload={{ 6 * 7 }}"], "42", ["42"]),
+}
+
+
+@pytest.mark.parametrize("case", list(LITERAL_PAYLOADS))
+def test_the_payload_reaches_the_script_as_literal_words(scenario: Run, case: str) -> None:
+    mark = str(scenario.dir / "pwned")
+    source, payload, words = _marked(LITERAL_PAYLOADS[case](mark), mark)
+    argv_file, env_file = scenario.dir / "argv.bin", scenario.dir / "payload.bin"
+    # PreFlight keeps what it got and says the host needs no maintenance: nothing else runs, nothing moves.
+    keep_and_skip = "printf '%%s\\0' \"$@\" > %s\nprintf '%%s' \"$RM_PAYLOAD\" > %s\nexit 70" % (argv_file, env_file)
+    scenario.hooks(["hv1"], {("hv1", "PreFlight"): keep_and_skip})
+    report = scenario.play("-e", "rm_hosts=hv1", *playbook_args(scenario, source, mark))
+    assert scenario.completed.returncode == 0, scenario.output
+    assert scenario.statuses() == {"hv1": ("skipped", "PreFlight")}, report
+    assert argv_file.read_bytes() == expected_argv(words)
+    assert env_file.read_bytes() == payload.encode()
+    assert_not_run_anywhere(lab=scenario.lab, mark=mark)
+
+
+def test_the_largest_timeouts_run_a_whole_host_cycle(scenario: Run) -> None:
+    """999999999 s (about 31 years) is accepted for every timing: nothing overflows in a wait or a sleep."""
+    scenario.hooks(["hv1"])
+    scenario.lab.add_guest("hv1", "t-maxwait")
+    largest = "999999999"
+    report = scenario.play("-e", "rm_hosts=hv1", "-e", "rm_stage_timeout=" + largest, "-e",
+                           "rm_wait_maintenance_timeout=" + largest, "-e", "rm_ping_interval=" + largest)
+    assert scenario.completed.returncode == 0, scenario.output
+    assert scenario.statuses() == {"hv1": ("updated", "")}, report
+    assert scenario.stages_run("hv1") == ["PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance"]
+    assert report["hosts_updated"][0]["evacuation"]["moved"] >= 1
+    assert scenario.lab.guest_host("t-maxwait") != "hv1"
