@@ -242,7 +242,7 @@ hypervisor:
     lock:
       description:
         - The content of O(state_dir)/lock.json, which a rolling maintenance run holds on every host of the clusters it
-          works on, with RV(hypervisor.lock.age), seconds since the run last renewed it (by the host's clock).
+          works on, with C(age), seconds since the run last renewed it (by the host's clock).
         - Null when no run holds the host's cluster.
       returned: success
       type: dict

@@ -19,8 +19,8 @@ description:
     the holder has not been heard from.
   - With O(state=present) the lock is taken when the host has none, when O(run_id) holds it already (a resumed run
     writes it again, naming this controller), or when it is held by O(takeover), the run the caller has found dead
-    or stale. Any other holder makes the task fail with a message naming it. The check and the write happen under an exclusive C(flock), so two runs racing
-    for the same host cannot both get it.
+    or stale. Any other holder makes the task fail with a message naming it. The check and the write happen under
+    an exclusive C(flock), so two runs racing for the same host cannot both get it.
   - With O(state=absent) the lock is released, only when O(run_id) holds it.
 author:
   - kvmops.rolling engineers (@kvmops)
