@@ -94,11 +94,7 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
         except ValueError as exc:
             problems.append(str(exc))
     try:
-        # The lock is renewed at every poll: a timeout of a few intervals would hand a live run's clusters over.
         settings["rm_lock_timeout"] = positive_int("rm_lock_timeout", run_vars.get("rm_lock_timeout", 900), "seconds")
-        if "rm_ping_interval" in settings and settings["rm_lock_timeout"] < 3 * settings["rm_ping_interval"]:
-            raise ValueError("rm_lock_timeout (%d s) is less than 3 times rm_ping_interval (%d s): a run at work would "
-                             "look gone between two polls" % (settings["rm_lock_timeout"], settings["rm_ping_interval"]))
     except ValueError as exc:
         problems.append(str(exc))
     try:
