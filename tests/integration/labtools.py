@@ -166,12 +166,12 @@ class Lab:
                 entry.unlink()
 
     def playbook_command(self, playbook: Path, *args: str, env: Optional[Dict[str, str]] = None,
-                         venv_bin: Path = VENV_BIN) -> Dict[str, Any]:
-        """subprocess keyword arguments that run ansible-playbook on the lab from the repository."""
+                         venv_bin: Path = VENV_BIN, inventory: Optional[Path] = None) -> Dict[str, Any]:
+        """subprocess keyword arguments that run ansible-playbook on the lab (or ``inventory``) from the repository."""
         environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                            PATH="%s:%s" % (venv_bin, os.environ.get("PATH", "")), ANSIBLE_FORCE_COLOR="0")
         environment.update(env or {})
-        return {"args": [str(venv_bin / "ansible-playbook"), "-i", self.inventory, str(playbook), *args],
+        return {"args": [str(venv_bin / "ansible-playbook"), "-i", str(inventory or self.inventory), str(playbook), *args],
                 "env": environment, "cwd": str(REPO), "text": True}
 
     def playbook(self, playbook: Path, *args: str, env: Optional[Dict[str, str]] = None,

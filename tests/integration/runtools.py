@@ -42,7 +42,8 @@ class Run:
                         % (self.log, special.get((host, stage)) or "exit 0"))
                 self.lab.write_hook(host, stage, body)
 
-    def _extra(self) -> List[str]:
+    def run_vars(self) -> List[str]:
+        """The extra vars of every scenario run: fast polls, the report in the scenario's dir, cluster events logged."""
         return ["-e", json.dumps({
             "rm_ping_interval": 1, "rm_report_path": str(self.report_path),
             "rm_cluster_disable_command": "sh -c 'echo disable $RM_CLUSTER >> %s'" % self.log,
@@ -50,7 +51,7 @@ class Run:
 
     def play(self, *args: str, venv_bin: Optional[Path] = None) -> Dict[str, Any]:
         kwargs = {"venv_bin": venv_bin} if venv_bin else {}
-        self.completed = self.lab.playbook(PLAYBOOK, *self._extra(), *args, **kwargs)
+        self.completed = self.lab.playbook(PLAYBOOK, *self.run_vars(), *args, **kwargs)
         return self._read_report()
 
     def _read_report(self) -> Dict[str, Any]:
@@ -62,7 +63,7 @@ class Run:
         output = open(self.dir / "background-run.log", "a")
         kwargs = {"venv_bin": venv_bin} if venv_bin else {}
         return subprocess.Popen(stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                **self.lab.playbook_command(PLAYBOOK, *self._extra(), *args, **kwargs))
+                                **self.lab.playbook_command(PLAYBOOK, *self.run_vars(), *args, **kwargs))
 
     def wait(self, process: "subprocess.Popen[str]", timeout: float = 600) -> Dict[str, Any]:
         """The end of a run started in the background: its exit code, and its report read."""
