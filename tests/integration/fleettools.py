@@ -234,7 +234,7 @@ def play_sampled(run: Run, inventory: Path, *args: str, env: Optional[Dict[str, 
                 process.wait()
             sampler.stop()
         seconds = time.monotonic() - began
-    run.completed = subprocess.CompletedProcess(command, returncode, stdout_path.read_text(), stderr_path.read_text())
+    run.completed = subprocess.CompletedProcess(command["args"], returncode, stdout_path.read_text(), stderr_path.read_text())
     run.read_report()
     return SampledRun(run.completed, sampler.samples, seconds)
 

@@ -52,9 +52,9 @@ class Run:
     def play(self, *args: str, venv_bin: Optional[Path] = None) -> Dict[str, Any]:
         kwargs = {"venv_bin": venv_bin} if venv_bin else {}
         self.completed = self.lab.playbook(PLAYBOOK, *self.run_vars(), *args, **kwargs)
-        return self._read_report()
+        return self.read_report()
 
-    def _read_report(self) -> Dict[str, Any]:
+    def read_report(self) -> Dict[str, Any]:
         self.report = json.loads(self.report_path.read_text()) if self.report_path.exists() else {}
         return self.report
 
@@ -68,7 +68,7 @@ class Run:
     def wait(self, process: "subprocess.Popen[str]", timeout: float = 600) -> Dict[str, Any]:
         """The end of a run started in the background: its exit code, and its report read."""
         process.wait(timeout=timeout)
-        return self._read_report()
+        return self.read_report()
 
     @property
     def output(self) -> str:
