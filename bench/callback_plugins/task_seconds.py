@@ -52,7 +52,7 @@ class CallbackModule(CallbackBase):
         out = os.environ.get("TASK_SECONDS_OUT")
         if not out:
             return
-        rows = sorted(([play, task, round(seconds, 3), runs] for (play, task), (seconds, runs) in self._totals.items()),
-                      key=lambda row: -row[2])
+        ranked = sorted(self._totals.items(), key=lambda item: -item[1][0])
+        rows = [[play, task, round(seconds, 3), runs] for (play, task), (seconds, runs) in ranked]
         with open(out, "w") as handle:
             json.dump(rows, handle, indent=1)

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -245,7 +245,7 @@ class Window:
 
     first: int
     last: int
-    samples: Sequence[MemorySample]
+    samples: Sequence[MemorySample] = field(repr=False)
 
     @property
     def peak_main_kib(self) -> int:
