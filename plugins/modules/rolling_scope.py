@@ -16,9 +16,10 @@ description:
   - "Checked: exactly one of C(rm_hosts), C(rm_clusters), C(rm_pods), C(rm_zones) (a list or a comma-separated
     string) and every name in it matches an inventory host (by name, C(rm_cluster), C(rm_pod) or C(rm_zone));
     C(rm_stage_timeout), C(rm_wait_maintenance_timeout) and C(rm_ping_interval) are integers of seconds from 1
-    to 999999999 and neither timeout is below the interval; C(rm_max_parallel_migrations) is an integer from 1
-    to 64; C(rm_payload) is UTF-8 text of at most 120 KiB that splits into words without a shell's help;
-    C(rm_run_id) is a safe identifier; every host in scope has a C(rm_cluster) and a known C(rm_executor)."
+    to 999999999 and neither timeout is below the interval; C(rm_lock_timeout) is one too;
+    C(rm_max_parallel_migrations) is an integer from 1 to 64; C(rm_payload) is UTF-8 text of at most 120 KiB
+    that splits into words without a shell's help; C(rm_run_id) is a safe identifier; every host in scope has
+    a C(rm_cluster) and a known C(rm_executor)."
   - "Extra vars given as C(-e \"NAME=VALUE ...\") are split at blanks by ansible-playbook, which keeps the
     words that are not NAME=VALUE aside (C(-e \"rm_hosts=hv1 hv2\") sets C(rm_hosts) to C(hv1) only); any such
     word refuses the run, so nothing the operator typed is silently dropped."

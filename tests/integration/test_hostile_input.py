@@ -138,6 +138,8 @@ REFUSED_BEFORE_ANY_HOST = [
      "rm_ping_interval must be a positive integer of seconds, got 0"),
     ("wait-timeout-10e12", SCOPE, {"rm_hosts": "hv1", "rm_wait_maintenance_timeout": 10 ** 12},
      "rm_wait_maintenance_timeout is too large: at most 999999999 seconds, got 1000000000000"),
+    ("lock-timeout-10e12", SCOPE, {"rm_hosts": "hv1", "rm_lock_timeout": 10 ** 12},
+     "rm_lock_timeout is too large: at most 999999999 seconds, got 1000000000000"),
     # the scope
     ("hosts-semicolon", SCOPE, {"rm_hosts": "hv1;touch @MARK@"},
      "rm_hosts: no inventory host is named 'hv1;touch @MARK@'"),
@@ -178,7 +180,7 @@ class TestRefusedBeforeAnyHost:
             lab.clear_hooks(host)
         assert lab.running_guests() == before
         for host in ALL:
-            for mark in ("maintenance.json", "cluster.json"):
+            for mark in ("maintenance.json", "cluster.json", "lock.json"):
                 path = "/var/lib/kvm-rolling-maintenance/" + mark
                 assert lab.exec(host, "test", "-e", path, check=False).returncode == 1, "%s left on %s" % (mark, host)
 
@@ -268,24 +270,24 @@ def _unfit_hooks(scenario: Run, case: str, host: str) -> str:
 
 @pytest.mark.parametrize("case", list(UNFIT_SCRIPTS))
 def test_an_unfit_stage_script_refuses_the_run_before_anything_runs(scenario: Run, case: str) -> None:
-    refusal = _unfit_hooks(scenario, case, "hv1")
+    expected = _unfit_hooks(scenario, case, "hv1")
     before = scenario.lab.running_guests()
     report = scenario.play("-e", "rm_hosts=hv1")
     assert scenario.completed.returncode != 0, scenario.output
     assert report["details"].startswith("aborted: refused to start, nothing was done: hv1: could not be gathered: "
-                                        + refusal), report["details"]
+                                        + expected), report["details"]
     assert scenario.events() == []  # not even PreFlight ran, nor was the cluster disabled
     assert scenario.lab.running_guests() == before
     assert not (scenario.dir / "outside.sh.ran").exists()
 
 
 def test_forced_skips_the_host_with_an_unfit_script_and_maintains_the_others(scenario: Run) -> None:
-    refusal = _unfit_hooks(scenario, "group-writable", "hv1")
+    expected = _unfit_hooks(scenario, "group-writable", "hv1")
     scenario.hooks(["hv2"])
     report = scenario.play("-e", "rm_hosts=hv1,hv2", "-e", "rm_forced=true")
     assert scenario.completed.returncode == 0, scenario.output
     assert scenario.statuses() == {"hv1": ("skipped", "capacity"), "hv2": ("updated", "")}
-    assert report["hosts_skipped"][0]["reason"] == "could not be gathered: " + refusal + "; chmod go-w it"
+    assert report["hosts_skipped"][0]["reason"] == "could not be gathered: " + expected + "; chmod go-w it"
     assert scenario.stages_run("hv1") == []
     assert scenario.stages_run("hv2") == ["PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance"]
 
@@ -338,12 +340,14 @@ def test_the_payload_reaches_the_script_as_literal_words(scenario: Run, case: st
 
 
 def test_the_largest_timeouts_run_a_whole_host_cycle(scenario: Run) -> None:
-    """999999999 s (about 31 years) is accepted for every timing: nothing overflows in a wait or a sleep."""
+    """999999999 s (about 31 years) for every timing, through a whole host cycle: nothing overflows in a wait or a
+    sleep, and completion is still seen at once."""
     scenario.hooks(["hv1"])
     scenario.lab.add_guest("hv1", "t-maxwait")
     largest = "999999999"
-    report = scenario.play("-e", "rm_hosts=hv1", "-e", "rm_stage_timeout=" + largest, "-e",
-                           "rm_wait_maintenance_timeout=" + largest, "-e", "rm_ping_interval=" + largest)
+    report = scenario.play("-e", "rm_hosts=hv1", *[argument for name in (
+        "rm_stage_timeout", "rm_wait_maintenance_timeout", "rm_ping_interval", "rm_lock_timeout")
+        for argument in ("-e", "%s=%s" % (name, largest))])
     assert scenario.completed.returncode == 0, scenario.output
     assert scenario.statuses() == {"hv1": ("updated", "")}, report
     assert scenario.stages_run("hv1") == ["PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance"]
