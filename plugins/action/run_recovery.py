@@ -10,7 +10,7 @@ import socket
 from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
-from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import process_start_ticks
+from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import current_boot_id, process_start_ticks
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._recovery import assess
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
 
@@ -25,10 +25,9 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 
 def controller_identity() -> Dict[str, Any]:
     """This controller and its ansible-playbook process (the parent of the worker that runs an action)."""
-    with open("/proc/sys/kernel/random/boot_id") as handle:
-        boot_id = handle.read().strip()
     pid = os.getppid()
-    return {"host": socket.gethostname(), "boot_id": boot_id, "pid": pid, "pid_start_ticks": process_start_ticks(pid)}
+    return {"host": socket.gethostname(), "boot_id": current_boot_id(), "pid": pid,
+            "pid_start_ticks": process_start_ticks(pid)}
 
 
 def process_alive(pid: int, start_ticks: Optional[int]) -> bool:

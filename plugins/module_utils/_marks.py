@@ -63,6 +63,14 @@ def remove_mark(state_dir: str, name: str) -> bool:
     return True
 
 
+def describe_holder(lock: Mapping[str, Any], age: Optional[float]) -> str:
+    """Who holds a lock, in the words both a refused run and the lock module use."""
+    controller = lock.get("controller") or {}
+    return "run %s, started %s on controller %s (pid %s), last heard from %s s ago" % (
+        lock.get("run_id"), lock.get("started") or "at an unknown time", controller.get("host", "?"),
+        controller.get("pid", "?"), "?" if age is None else "%.0f" % age)
+
+
 def mark_age(state_dir: str, name: str) -> Optional[float]:
     """Seconds since the mark was last written or renewed, by the host's clock; None when there is none."""
     try:

@@ -101,6 +101,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     LOCK_MARK,
     MarkError,
+    describe_holder,
     mark_age,
     read_mark,
     remove_mark,
@@ -112,20 +113,13 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAU
 FLOCK_FILE = ".lock.flock"
 
 
-def holder_words(lock: Dict[str, Any], age: Optional[float]) -> str:
-    controller = lock.get("controller") or {}
-    return "run %s, started %s on controller %s (pid %s), last heard from %s s ago" % (
-        lock.get("run_id"), lock.get("started") or "at an unknown time", controller.get("host", "?"),
-        controller.get("pid", "?"), "?" if age is None else "%.0f" % age)
-
-
 def take(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     params = module.params
     state_dir = params["state_dir"]
     ours = previous is not None and previous.get("run_id") == params["run_id"]
     if previous is not None and not ours and previous.get("run_id") != params["takeover"]:
         module.fail_json(msg="cluster %s is being maintained by another run: %s" % (
-            params["cluster"], holder_words(previous, mark_age(state_dir, LOCK_MARK))), previous=previous, held=False)
+            params["cluster"], describe_holder(previous, mark_age(state_dir, LOCK_MARK))), previous=previous, held=False)
     if not module.check_mode:
         write_mark(state_dir, LOCK_MARK, {"cluster": params["cluster"], "run_id": params["run_id"],
                                           "started": params["started"], "controller": params["controller"],

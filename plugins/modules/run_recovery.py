@@ -105,11 +105,6 @@ goes_on:
   description: When resuming, host to its record in the resumed run, for the hosts the run was working on.
   returned: always
   type: dict
-in_maintenance:
-  description: When resuming, the hosts the resumed run had in maintenance.
-  returned: always
-  type: list
-  elements: str
 disabled_clusters:
   description: When resuming, the clusters the resumed run had disabled.
   returned: always

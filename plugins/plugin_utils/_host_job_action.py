@@ -62,8 +62,8 @@ class HostJobAction(ValidatingAction):
                 raise ConnectionLost(reply.get("msg", "unreachable"))
             if reply.get("adopted") and reply.get("job_id"):
                 job["id"] = reply["job_id"]
-                display.display("%s: %s of run %s was already under way before the run was interrupted: "
-                                "following job %s" % (host, name, args["run_id"], job["id"]))
+                display.display("%s: %s of run %s was started before the run was interrupted: following job %s"
+                                % (host, name, args["run_id"], job["id"]))
             return reply
 
         def reconnect() -> None:

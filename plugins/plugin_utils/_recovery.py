@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import describe_holder
+
 # How much longer than its own timeout a job left running may take to end, before the run gives up waiting.
 JOB_WAIT_SLACK_SECONDS = 60
 
@@ -40,8 +42,7 @@ class Recovery:
     # resume: hosts whose part of the resumed run is over (host -> record), or goes on (host -> record)
     done: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     goes_on: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-    # resume: hosts the resumed run left in maintenance, and clusters it left disabled (it carries on with them)
-    in_maintenance: List[str] = field(default_factory=list)
+    # resume: the clusters the resumed run left disabled (it carries on with them, and enables them at the end)
     disabled_clusters: List[str] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, Any]:
@@ -115,13 +116,10 @@ def _gone_holders(clusters: Mapping[str, Sequence[str]], reachable: Mapping[str,
         for run, (age, lock) in sorted(freshest.items()):
             why = holder_gone(lock, age, lock_timeout, controller, alive)
             if not why:
-                owner = lock.get("controller") or {}
                 recovery.refusal = (
-                    "cluster %s is being maintained by run %s, started %s on controller %s (pid %s), last heard "
-                    "from %.0f s ago; refused to start, nothing was done. A run that is not heard from for "
-                    "rm_lock_timeout (%d s) is taken over." % (cluster, run, lock.get("started") or "at an unknown time",
-                                                               owner.get("host", "?"), owner.get("pid", "?"), age,
-                                                               lock_timeout))
+                    "cluster %s is being maintained by %s; refused to start, nothing was done. A run that is not "
+                    "heard from for rm_lock_timeout (%d s) is taken over." % (cluster, describe_holder(lock, age),
+                                                                             lock_timeout))
                 return gone
             if run not in gone:
                 gone[run] = why
@@ -156,8 +154,6 @@ def _choose_resumed(recovery: Recovery, gone: Mapping[str, str], reachable: Mapp
             recovery.done[host] = record
         elif isinstance(record, dict) and record.get("status") == "in_progress":
             recovery.goes_on[host] = record
-        if (state.get("maintenance") or {}).get("run_id") == run:
-            recovery.in_maintenance.append(host)
         cluster_mark = state.get("cluster_mark") or {}
         if cluster_mark.get("run_id") == run and cluster_mark.get("cluster") not in recovery.disabled_clusters:
             recovery.disabled_clusters.append(cluster_mark.get("cluster"))
