@@ -19,7 +19,7 @@ description:
     rebooted, or it has not renewed its lock for O(lock_timeout) seconds.
   - What gone runs left is repaired (hosts leave maintenance, clusters are enabled again, jobs still running are waited
     for), unless O(resume) is true and exactly one interrupted run holds the clusters. Then RV(run_id) is that run, and
-    RV(done) and RV(goes_on) say where each host stands in it.
+    RV(resumed_records) say where each host stands in it.
 author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
@@ -97,12 +97,11 @@ enable_clusters:
   description: Cluster to the gone run that left it disabled.
   returned: always
   type: dict
-done:
-  description: When resuming, host to its final record in the resumed run (updated, or needed no maintenance).
-  returned: always
-  type: dict
-goes_on:
-  description: When resuming, host to its record in the resumed run, for the hosts the run was working on.
+resumed_records:
+  description:
+    - When resuming, host to its record in the resumed run. A final one (updated, or needed no maintenance) is
+      kept as it is; one in progress is where the host goes on from. Hosts the run failed or never reached start
+      afresh.
   returned: always
   type: dict
 disabled_clusters:

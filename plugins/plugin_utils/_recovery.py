@@ -39,9 +39,8 @@ class Recovery:
     leave_maintenance: Dict[str, str] = field(default_factory=dict)
     # cluster -> run id: clusters to enable again (the mark on each host, and the enable command once)
     enable_clusters: Dict[str, str] = field(default_factory=dict)
-    # resume: hosts whose part of the resumed run is over (host -> record), or goes on (host -> record)
-    done: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-    goes_on: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # resume: host -> its record in the resumed run, final (kept as it is) or in progress (the host goes on from it)
+    resumed_records: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     # resume: the clusters the resumed run left disabled (it carries on with them, and enables them at the end)
     disabled_clusters: List[str] = field(default_factory=list)
 
@@ -150,16 +149,15 @@ def _choose_resumed(recovery: Recovery, gone: Mapping[str, str], reachable: Mapp
     for host, state in reachable.items():
         journal = state.get("last_run") or {}
         record = journal.get("record") if journal.get("run_id") == run else None
-        if isinstance(record, dict) and record_is_final(record):
-            recovery.done[host] = record
-        elif isinstance(record, dict) and record.get("status") == "in_progress":
-            recovery.goes_on[host] = record
+        if isinstance(record, dict) and (record_is_final(record) or record.get("status") == "in_progress"):
+            recovery.resumed_records[host] = record
         cluster_mark = state.get("cluster_mark") or {}
         if cluster_mark.get("run_id") == run and cluster_mark.get("cluster") not in recovery.disabled_clusters:
             recovery.disabled_clusters.append(cluster_mark.get("cluster"))
-    words = ["%s %s already" % (host, record["status"]) for host, record in sorted(recovery.done.items())]
+    records = sorted(recovery.resumed_records.items())
+    words = ["%s %s already" % (host, record["status"]) for host, record in records if record_is_final(record)]
     words += ["%s goes on after %s" % (host, ", ".join(record.get("stages") or {}) or "its start")
-              for host, record in sorted(recovery.goes_on.items())]
+              for host, record in records if not record_is_final(record)]
     recovery.lines.append("resuming run %s: %s" % (run, "; ".join(words) or "no host had been worked on"))
 
 

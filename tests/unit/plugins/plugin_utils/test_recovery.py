@@ -84,7 +84,7 @@ def test_resume_takes_up_the_interrupted_run_where_it_stopped() -> None:
                      cluster_mark={"run_id": "old", "cluster": "c1"}),
         "hv3": state(lock=lock("old"), last_run={"run_id": "before", "record": updated})}, resume=True, alive=False)
     assert recovery.run_id == recovery.resumed_from == "old"
-    assert recovery.done == {"hv1": updated} and recovery.goes_on == {"hv2": going}
+    assert recovery.resumed_records == {"hv1": updated, "hv2": going}
     assert recovery.disabled_clusters == ["c1"]
     assert recovery.leave_maintenance == {} and recovery.enable_clusters == {} and recovery.takeover == {}
     assert recovery.lines[-1] == "resuming run old: hv1 updated already; hv2 goes on after PreFlight, PreMaintenance"
