@@ -9,7 +9,6 @@ extra host has zero guests to move: the rolling maintenance treats it like any o
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import threading
@@ -21,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import yaml
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import descendants
 from labtools import Lab
 from runtools import PLAYBOOK, STAGES, Run
 
@@ -148,24 +148,7 @@ def rss_kib(pid: int) -> Optional[int]:
 
 def process_tree(root: int) -> List[int]:
     """``root`` and every process descended from it, as /proc shows them now."""
-    children: Dict[int, List[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as handle:
-                stat = handle.read()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        # The command name may hold spaces and parentheses: the parent pid is the 2nd field after its last ')'.
-        parent = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, ()))
-    return found
+    return [root] + sorted(descendants(root))
 
 
 @dataclass(frozen=True)

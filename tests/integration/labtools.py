@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import process_start_ticks
+
 REPO = Path(__file__).resolve().parents[2]
 KVMLAB = REPO / "tests" / "lab" / "kvmlab"
 VENV_BIN = Path(sys.executable).parent
@@ -43,11 +45,7 @@ def wait_until(condition: Callable[[], Any], what: str, limit: float = 120, inte
 
 def process_alive(pid: int) -> bool:
     """Whether PID is a live process (a zombie waiting for the machine's lazy PID 1 counts as dead)."""
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+    return process_start_ticks(pid) is not None
 
 
 class Lab:

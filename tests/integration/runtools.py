@@ -16,6 +16,11 @@ ALL = ["hv1", "hv2", "hv3", "hv4", "hv5", "hv6"]
 OTHER_VENVS = sorted(path for path in REPO.glob(".venv-*") if (path / "bin" / "ansible-playbook").exists())
 
 
+def wait_for_file(path: Path) -> str:
+    """Shell for a hook: wait until the test creates PATH (at most 120 s, so a broken test cannot hang the run)."""
+    return "i=0; while [ ! -e %s ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done" % path
+
+
 class Run:
     """One scenario: hooks that log every stage to a file the controller reads, and the playbook run."""
 

@@ -12,8 +12,8 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from labtools import Lab, wait_until
-from runtools import C1, OTHER_VENVS, STAGES, Run
+from labtools import Lab, process_alive, wait_until
+from runtools import C1, OTHER_VENVS, STAGES, Run, wait_for_file
 
 pytestmark = pytest.mark.lab
 
@@ -21,8 +21,8 @@ WAIT_SECONDS = 300
 
 
 def held_hook(run: Run, name: str) -> str:
-    """A stage body that says it started (a file) and waits for the test to let it end (another file)."""
-    return "touch %s\nwhile [ ! -e %s ]; do sleep 0.1; done" % (run.dir / (name + ".started"), run.dir / (name + ".go"))
+    """A stage body that says it started (its pid in a file) and waits for the test to let it end (another file)."""
+    return "echo $$ > %s\n%s" % (run.dir / (name + ".started"), wait_for_file(run.dir / (name + ".go")))
 
 
 def release(run: Run, name: str) -> None:
@@ -63,24 +63,32 @@ def test_kill_9_then_resume_finishes_every_host_once(scenario: Run, lab: Lab, ph
     assert interrupted and journal["record"]["status"] == "in_progress", journal
     if phase == "evacuation":
         assert "evacuation" not in journal["record"], "the kill came after the evacuation was recorded"
-    else:
-        release(scenario, phase)  # the detached stage goes on without its controller and ends
     lock = state_file(lab, "hv1", "lock.json")
     assert lock and lock["run_id"] == interrupted
 
-    report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_resume=true")
+    resumed = scenario.start("-e", "rm_clusters=c1", "-e", "rm_resume=true")
+    if phase != "evacuation":
+        # The stage, detached, still runs without its controller: the resumed run must follow it, not start it again.
+        following = "hv2: %s stage of run %s was started before the run was interrupted" % (phase, interrupted)
+        wait_until(lambda: following in (scenario.dir / "background-run.log").read_text(),
+                   "the resumed run following hv2's %s stage" % phase, WAIT_SECONDS, process=resumed)
+        release(scenario, phase)
+    report = scenario.wait(resumed)
 
-    assert scenario.completed.returncode == 0, scenario.output
+    assert resumed.returncode == 0, (scenario.dir / "background-run.log").read_text()[-5000:]
     assert report["run_id"] == report["resumed_from"] == interrupted
     assert report["success"] and not report["attention"]
     updated_exactly_once(scenario, C1)
     events = [" ".join(event) for event in scenario.events() if event[0] in ("disable", "enable")]
     assert events == ["disable c1", "enable c1"], events
     assert any(line.startswith("resuming run %s: hv1 updated already" % interrupted) for line in report["found"])
-    evacuations = [entry["evacuation"] for entry in report["hosts_updated"] if entry["host"] == "hv2"]
-    if phase in ("evacuation", "Maintenance"):
-        # hv2 was still in maintenance: the resumed run took it up with the guests already moved.
-        assert evacuations and (evacuations[0].get("adopted") or evacuations[0]["status"] == "ok")
+    [hv2] = [entry for entry in report["hosts_updated"] if entry["host"] == "hv2"]
+    if phase == "evacuation":
+        assert hv2["evacuation"]["adopted"] is True  # followed to its end, not started again
+    else:
+        assert hv2["stages"][phase]["adopted"] is True
+    if phase in ("Maintenance", "PostMaintenance"):
+        assert hv2["evacuation"] == journal["record"]["evacuation"]  # the interrupted run's, not done again
     after = lab.running_guests()
     assert sorted(after) == sorted(before)
 
@@ -140,7 +148,9 @@ def test_a_stale_lock_is_taken_over_after_the_timeout(scenario: Run, lab: Lab) -
         os.killpg(first.pid, signal.SIGSTOP)
         stale = state_file(lab, "hv1", "lock.json")["run_id"]
         release(scenario, "first")
-        time.sleep(6)  # past rm_lock_timeout=5 with no renewal: the point of the test, not a speed bound
+        locks = [Path(lab.kvmlab("path", host, "state").stdout.strip()) / "lock.json" for host in C1]
+        wait_until(lambda: min(time.time() - path.stat().st_mtime for path in locks) > 5,
+                   "every lock of the stopped run older than rm_lock_timeout=5", WAIT_SECONDS)
         report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_lock_timeout=5")
     finally:
         kill_run(first)
@@ -153,8 +163,7 @@ def test_a_stale_lock_is_taken_over_after_the_timeout(scenario: Run, lab: Lab) -
 
 @pytest.mark.parametrize("venv", [None] + OTHER_VENVS, ids=lambda venv: venv.name if venv else "default")
 def test_ctrl_c_cancels_the_stage_and_cleans_up(scenario: Run, lab: Lab, venv: Optional[Path]) -> None:
-    finished = scenario.dir / "Maintenance.finished"
-    scenario.hooks(C1, {("hv2", "Maintenance"): held_hook(scenario, "Maintenance") + "\ntouch %s" % finished})
+    scenario.hooks(C1, {("hv2", "Maintenance"): held_hook(scenario, "Maintenance")})
     process = scenario.start("-e", "rm_clusters=c1", venv_bin=venv / "bin" if venv else None)
     wait_until((scenario.dir / "Maintenance.started").exists, "hv2's Maintenance stage", WAIT_SECONDS, process=process)
     os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
@@ -168,7 +177,5 @@ def test_ctrl_c_cancels_the_stage_and_cleans_up(scenario: Run, lab: Lab, venv: O
     assert report["hosts_failed"][0]["stages"]["Maintenance"]["status"] == "cancelled"
     assert scenario.stages_run("hv3") == ["PreFlight"]
     assert [" ".join(e) for e in scenario.events() if e[0] in ("disable", "enable")] == ["disable c1", "enable c1"]
-    # The script was killed, not left to finish: let it go, and it does not.
-    release(scenario, "Maintenance")
-    time.sleep(2)
-    assert not finished.exists()
+    # The script was killed with the stage, not left running.
+    assert not process_alive(int((scenario.dir / "Maintenance.started").read_text()))

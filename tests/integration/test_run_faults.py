@@ -21,14 +21,9 @@ import pytest
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import HINT_CONNECTION_LOST
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import REPORT_HEADER
 from labtools import Lab, sleep_marker, wait_until
-from runtools import C1, Run
+from runtools import C1, Run, wait_for_file
 
 pytestmark = pytest.mark.lab
-
-
-def wait_for_file(path: Path) -> str:
-    """Shell for a hook: wait until the test creates PATH (at most 120 s, so a broken test cannot hang the run)."""
-    return "i=0; while [ ! -e %s ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done" % path
 
 
 @contextmanager
