@@ -50,7 +50,7 @@ class HostJobAction(ValidatingAction):
             raise AnsibleActionFail("%s: nothing was done" % exc)
         name = self.job_name(args)
         # The job this task follows: its own, or the one an interrupted run left and the host adopted.
-        job = {"id": "%s.%s.%s" % (args["run_id"], name.replace(" ", "-"), uuid.uuid4().hex[:8])}
+        job: Dict[str, Any] = {"id": "%s.%s.%s" % (args["run_id"], name.replace(" ", "-"), uuid.uuid4().hex[:8])}
 
         def call(mode: str, wait: float) -> Dict[str, Any]:
             module_args = dict(args, _mode=mode, _job_id=job["id"], _wait=wait)
@@ -61,7 +61,7 @@ class HostJobAction(ValidatingAction):
             if reply.get("unreachable"):
                 raise ConnectionLost(reply.get("msg", "unreachable"))
             if reply.get("adopted") and reply.get("job_id"):
-                job["id"] = reply["job_id"]
+                job["id"], job["adopted"] = reply["job_id"], True
                 display.display("%s: %s of run %s was started before the run was interrupted: following job %s"
                                 % (host, name, args["run_id"], job["id"]))
             return reply
@@ -97,6 +97,8 @@ class HostJobAction(ValidatingAction):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         result = dict(outcome)
+        if job.get("adopted"):  # only the start call says so; the report keeps it
+            result["adopted"] = True
         result.setdefault("run_id", args["run_id"])
         result.pop("invocation", None)
         self.conclude(result, args)

@@ -117,8 +117,8 @@ def _gone_holders(clusters: Mapping[str, Sequence[str]], reachable: Mapping[str,
             if not why:
                 recovery.refusal = (
                     "cluster %s is being maintained by %s; refused to start, nothing was done. A run that is not "
-                    "heard from for rm_lock_timeout (%d s) is taken over." % (cluster, describe_holder(lock, age),
-                                                                             lock_timeout))
+                    "heard from for rm_lock_timeout (%d s) is taken over."
+                    % (cluster, describe_holder(lock, age), lock_timeout))
                 return gone
             if run not in gone:
                 gone[run] = why
