@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
@@ -46,6 +47,18 @@ JOB_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 
 class JobError(Exception):
     """A job request that cannot be honoured (unknown job, another stage still running, ...)."""
+
+
+# A job id names a directory under the jobs dir: no '/', no leading '.', nothing after a newline.
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def checked_job_id(job_id: str) -> str:
+    """The job id, once it is known to be a safe directory name (it is built from the task's run_id)."""
+    if not _JOB_ID.fullmatch(job_id):
+        raise JobError("job id %r is not a safe directory name: run_id may have 1 to 64 letters, digits, '-' or '_'"
+                       % job_id)
+    return job_id
 
 
 class Cancelled(Exception):

@@ -47,6 +47,7 @@ VIR_ERR_OPERATION_INVALID = 55
 VIR_ERR_CONFIG_UNSUPPORTED = 67
 VIR_ERR_OPERATION_TIMEOUT = 68
 VIR_ERR_MIGRATE_PERSIST_FAILED = 69
+VIR_ERR_HOOK_SCRIPT_FAILED = 70
 VIR_ERR_ARGUMENT_UNSUPPORTED = 74
 VIR_ERR_OPERATION_ABORTED = 78
 VIR_ERR_AUTH_CANCELLED = 79
@@ -72,6 +73,7 @@ _ERROR_NAMES = {
     VIR_ERR_CONFIG_UNSUPPORTED: "VIR_ERR_CONFIG_UNSUPPORTED",
     VIR_ERR_OPERATION_TIMEOUT: "VIR_ERR_OPERATION_TIMEOUT",
     VIR_ERR_MIGRATE_PERSIST_FAILED: "VIR_ERR_MIGRATE_PERSIST_FAILED",
+    VIR_ERR_HOOK_SCRIPT_FAILED: "VIR_ERR_HOOK_SCRIPT_FAILED",
     VIR_ERR_ARGUMENT_UNSUPPORTED: "VIR_ERR_ARGUMENT_UNSUPPORTED",
     VIR_ERR_OPERATION_ABORTED: "VIR_ERR_OPERATION_ABORTED",
     VIR_ERR_AUTH_CANCELLED: "VIR_ERR_AUTH_CANCELLED",
@@ -108,6 +110,9 @@ HINT_CONNECTION_LOST = ("a libvirt connection closed in the middle of the call: 
                         "migration the target's: it stopped, was restarted, or its host went down) or the network "
                         "between source and target broke; check both daemons (`systemctl status libvirtd`) and their "
                         "logs. Guests keep running while their libvirtd is down, and it finds them again when it starts")
+HINT_HOOK = ("a libvirt hook script (/etc/libvirt/hooks/qemu or a script in /etc/libvirt/hooks/qemu.d) failed or was "
+             "killed: in a migration it is the target's, run when the guest arrives, and a target going down kills it; "
+             "run the script by hand with the arguments in the message and read the target's libvirtd log")
 HINT_UNAVAILABLE = "the libvirt Python binding is not installed on the host: install libvirt-python (Debian: python3-libvirt)"
 
 
@@ -153,6 +158,8 @@ def _hint(code: Optional[int], text: str, doing: str, uri: Optional[str] = None)
     if code in (VIR_ERR_NO_CONNECT, VIR_ERR_INVALID_CONN) or "failed to connect socket" in lowered \
             or "connection refused" in lowered:
         return HINT_DAEMON
+    if code == VIR_ERR_HOOK_SCRIPT_FAILED or "hook script execution failed" in lowered:
+        return HINT_HOOK
     if any(marker in lowered for marker in _CONNECTION_LOST_MARKERS) and (
             _is_local_uri(uri) or "migrat" in doing.lower()):
         return HINT_CONNECTION_LOST

@@ -43,7 +43,6 @@ MAX_PAYLOAD_BYTES = 120 * 1024
 # really need fits, and a value beyond it (10**12, a duration in ms or a typo) is a mistake.
 MAX_SECONDS = 999999999
 
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _BLANKS = " \t"
 _OPERATOR_CHARS = ";&|<>()"
 # Undecodable input bytes arrive as lone surrogates (Python's surrogateescape, or a JSON "\udcff" escape);

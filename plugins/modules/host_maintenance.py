@@ -171,6 +171,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     JobError,
     JobStore,
     cancel,
+    checked_job_id,
     current_boot_id,
     poll,
     start_detached,
@@ -287,6 +288,8 @@ def main() -> None:
     params["host_name"] = params["host_name"] or os.uname()[1]
     job_id = params["_job_id"] or "%s.evacuation.%d" % (params["run_id"], os.getpid())
     try:
+        if params["state"] == "present":
+            checked_job_id(job_id)
         if params["state"] == "absent":
             result = leave(module)
         elif params["_mode"] == "start":

@@ -218,7 +218,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STAGE_ARGUMENT_SPEC,
     STATUS_SKIPPED,
     STATUS_WOULD_RUN,
-    JOB_ID_PATTERN,
     PayloadError,
     ScriptLookupError,
     find_stage_script,
@@ -234,6 +233,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     adoptable_job,
     as_run_by_this_process,
     cancel,
+    checked_job_id,
     current_boot_id,
     poll,
     start_detached,
@@ -309,8 +309,7 @@ def main() -> None:
     result: Dict[str, Any] = {}
     try:
         validate_timing(params["stage_timeout"], params["ping_interval"])
-        if not JOB_ID_PATTERN.match(job_id):
-            raise ValueError("job id %r has characters that are not allowed in a file name" % job_id)
+        checked_job_id(job_id)
         store = JobStore(params["state_dir"])
         if params["_mode"] == "start":
             result = start(module, job_id)

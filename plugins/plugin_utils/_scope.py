@@ -23,7 +23,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order impo
 
 # Scope variable -> the host variable it matches (None: the inventory host name itself).
 SCOPES: Dict[str, Any] = {"rm_hosts": None, "rm_clusters": "rm_cluster", "rm_pods": "rm_pod", "rm_zones": "rm_zone"}
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # Where ansible-playbook puts the words of an ``-e "k=v ..."`` that are not k=v: ``-e "rm_hosts=hv1 hv2"``
 # sets rm_hosts=hv1 and leaves "hv2" here, so a run would silently leave out what the operator typed.
 STRAY_EXTRA_VARS = "_raw_params"
@@ -111,7 +111,7 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
         except PayloadError as exc:
             problems.append("rm_payload: %s" % exc)
     run_id = str(run_vars.get("rm_run_id") or "")
-    if not RUN_ID_PATTERN.match(run_id):
+    if not RUN_ID_PATTERN.fullmatch(run_id):
         problems.append("rm_run_id %r: use 1 to 64 letters, digits, '-' or '_'" % run_id)
     # Both timeouts are checked against the interval: a bad interval is one problem, said once.
     problems = list(dict.fromkeys(problems))

@@ -14,6 +14,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
     HINT_AUTH,
     HINT_CONNECTION_LOST,
     HINT_DAEMON,
+    HINT_HOOK,
     HINT_MIGRATION,
     HINT_NETWORK,
     HINT_NO_DOMAIN,
@@ -318,6 +319,12 @@ def test_state_numbers_match_the_libvirt_binding() -> None:
                 assert getattr(libvirt, constant) == reason, constant
 
 
+def test_error_codes_match_the_libvirt_binding() -> None:
+    libvirt = pytest.importorskip("libvirt")
+    from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import _ERROR_NAMES
+    assert {code: getattr(libvirt, name) for code, name in _ERROR_NAMES.items()} == {code: code for code in _ERROR_NAMES}
+
+
 def test_libvirt_version_string() -> None:
     assert libvirt_version_string(9000000) == "9.0.0"
     assert libvirt_version_string(10010002) == "10.10.2"
@@ -561,6 +568,9 @@ def test_the_documented_virsh_metadata_command_round_trips() -> None:
      "migrating db1 to hv2", HINT_MIGRATION),
     (55, "Requested operation is not valid: cannot migrate domain: Attempt to migrate guest to the same host",
      "migrating db1 to hv2", HINT_MIGRATION),
+    # The target's qemu hook was killed as the target went down: the hook, not the guest, is the cause.
+    (70, "Hook script execution failed: internal error: Child process (/etc/libvirt/hooks/qemu db1 migrate begin -) "
+     "unexpected fatal signal 9", "migrating db1 to hv2", HINT_HOOK),
     (1, "internal error: unexpected", "listing domains", None),
 ])
 def test_libvirt_error_message_names_what_where_why_and_a_hint(code: int, text: str, doing: str,

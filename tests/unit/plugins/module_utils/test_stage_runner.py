@@ -165,3 +165,14 @@ def test_stale_or_foreign_results_are_refused(store: jobs.JobStore) -> None:
 def test_unknown_job(store: jobs.JobStore) -> None:
     with pytest.raises(jobs.JobError, match="there is no job 'nope'"):
         jobs.poll(store, "nope", 0)
+
+
+@pytest.mark.parametrize("job_id", ["../x", ".hidden", "a/b", "run\n", "", "x" * 129, "run id"])
+def test_a_job_id_that_is_no_safe_directory_name_is_refused(job_id: str) -> None:
+    with pytest.raises(jobs.JobError, match="is not a safe directory name"):
+        jobs.checked_job_id(job_id)
+
+
+def test_a_job_id_built_from_a_run_id_is_accepted() -> None:
+    assert jobs.checked_job_id("20261125T023919Z-52004.Maintenance-stage.f31e7de9") \
+        == "20261125T023919Z-52004.Maintenance-stage.f31e7de9"

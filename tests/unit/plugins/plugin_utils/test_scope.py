@@ -65,6 +65,7 @@ def test_scope_knows_every_member_of_the_clusters_concerned() -> None:
     ({"rm_hosts": "hv1", "rm_max_parallel_migrations": 0}, "rm_max_parallel_migrations must be a positive integer"),
     ({"rm_hosts": "hv1", "rm_payload": "a; b"}, "rm_payload: payload has an unquoted shell operator ';'"),
     ({"rm_hosts": "hv1", "rm_run_id": "../x"}, "rm_run_id '../x'"),
+    ({"rm_hosts": "hv1", "rm_run_id": "run1\n"}, "rm_run_id 'run1\\n'"),
     ({"rm_hosts": "hv1", "rm_lock_timeout": "abc"}, "rm_lock_timeout must be a positive integer"),
 ])
 def test_bad_input_is_refused_naming_the_problem(run_vars: Dict[str, Any], complaint: str) -> None:
