@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from typing import Any, Dict
 
 from ansible.errors import AnsibleActionFail
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import build_report, report_lines
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._scope import RUN_ID_PATTERN
 
-ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"path": {"type": "path", "required": True}}
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"path": {"type": "path", "default": ""}}
 
 
 class ActionModule(ValidatingAction):
@@ -23,7 +25,12 @@ class ActionModule(ValidatingAction):
 
     def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
         hostvars = task_vars["hostvars"]
-        run = dict(task_vars["rm_run"], run_id=task_vars.get("rm_run_id") or task_vars["rm_run"].get("run_id", ""))
+        # No rm_run when the inputs were refused: a report of no host, under a run id fit for a file name.
+        run = dict({"hosts": [], "cluster_of": {}}, **task_vars.get("rm_run") or {})
+        now = datetime.datetime.now(datetime.timezone.utc)
+        run_id = str(task_vars.get("rm_run_id") or run.get("run_id") or "")
+        run["run_id"] = run_id if RUN_ID_PATTERN.fullmatch(run_id) else now.strftime("refused-%Y%m%dT%H%M%SZ")
+        path = args["path"] or os.path.join(os.getcwd(), "rolling-maintenance-%s.json" % run["run_id"])
         recovery = task_vars.get("rm_recovery") or {}
         records = [hostvars[host].get("rm_record") or {"host": host, "cluster": run["cluster_of"].get(host, "")}
                    for host in run["hosts"]]
@@ -31,7 +38,7 @@ class ActionModule(ValidatingAction):
             "aborted": task_vars.get("rm_aborted", False), "abort_reason": task_vars.get("rm_abort_reason", ""),
             "forced": _truthy(task_vars.get("rm_forced")), "check_mode": bool(task_vars.get("ansible_check_mode")),
             "started": task_vars.get("rm_run_started", ""),
-            "ended": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ended": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "cancel_failures": task_vars.get("rm_cancel_failures") or [],
             "clusters_left_disabled": task_vars.get("rm_disabled_clusters") or [],
             "enable_failures": task_vars.get("rm_enable_failures") or [],
@@ -40,11 +47,11 @@ class ActionModule(ValidatingAction):
         plan = task_vars.get("rm_plan") or {}
         report = build_report(run, records, plan, state)
         try:
-            write_atomic(args["path"], json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", mode=0o644)
+            write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", mode=0o644)
         except OSError as exc:
-            raise AnsibleActionFail("cannot write the report to %s: %s" % (args["path"], exc.strerror))
+            raise AnsibleActionFail("cannot write the report to %s: %s" % (path, exc.strerror))
         lines = report_lines(report)
-        return {"report": report, "lines": lines, "path": args["path"], "success": report["success"], "msg": lines[0]}
+        return {"report": report, "lines": lines, "path": path, "success": report["success"], "msg": lines[0]}
 
 
 def _truthy(value: Any) -> bool:

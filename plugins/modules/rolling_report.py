@@ -12,7 +12,7 @@ short_description: Build and write the report of a rolling maintenance run
 version_added: 0.1.0
 description:
   - Runs on the controller (an action plugin) at the end of C(playbooks/rolling_maintenance.yml), also when the
-    run aborted. It reads the run (C(rm_run)), the plan (C(rm_plan)), each host's record (C(rm_record)) and the
+    run aborted or its inputs were refused. It reads the run (C(rm_run)), the plan (C(rm_plan)), each host's record (C(rm_record)) and the
     run's state (C(rm_aborted), C(rm_abort_reason), C(rm_forced), C(rm_cancel_failures), C(rm_disabled_clusters),
     C(rm_enable_failures)) from the play's variables, writes the report as JSON to O(path) and returns it with
     the lines the play output shows.
@@ -26,9 +26,12 @@ extends_documentation_fragment:
   - kvmops.rolling.rolling
 options:
   path:
-    description: Where the JSON report is written on the controller (replaced atomically).
+    description:
+      - Where the JSON report is written on the controller (replaced atomically).
+      - Empty means C(rolling-maintenance-RUN_ID.json) in the current directory. A run refused before it had a
+        valid run id is named C(refused-) and the time.
     type: path
-    required: true
+    default: ""
 notes:
   - The report is written in check mode too; it then says that nothing was run, migrated or disabled.
 """

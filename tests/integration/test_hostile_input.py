@@ -196,12 +196,18 @@ class TestRefusedBeforeAnyHost:
         mark = str(logging_run.dir / ("pwned-%s" % uuid.uuid4().hex[:8]))
         logging_run.log.write_text("")  # a case that wrongly ran must not make the next ones fail too
         jobs_before = job_dirs(state_dirs)
-        logging_run.play(*playbook_args(logging_run, source, mark))
+        logging_run.report_path.unlink(missing_ok=True)
+        report = logging_run.play(*playbook_args(logging_run, source, mark))
         assert logging_run.completed.returncode != 0, logging_run.output
         message = refusal(logging_run.output)
         assert message.startswith(refuser) and _marked(complaint, mark) in message, logging_run.output[-3000:]
         if refuser == SCOPE:  # the collection's own check names the problem first
             assert message.startswith(SCOPE + _marked(complaint, mark)), message
+        if refuser == ANSIBLE_CORE:  # ansible-playbook stopped before the first play: no report
+            assert report == {}
+        else:  # a refused run has its report too, so the report path never shows an earlier run's
+            assert not report["success"] and not report["hosts_updated"] + report["hosts_skipped"] + report["hosts_failed"]
+            assert report["details"].startswith("aborted: %s" % SCOPE) and _marked(complaint, mark) in report["details"]
         # The scope play failed, so no later play started: no gather, no stage, no cluster disabled.
         assert "PLAY [Rolling maintenance | gather" not in logging_run.output
         assert logging_run.events() == []
