@@ -21,6 +21,9 @@ description:
     writes it again, naming this controller), or when it is held by O(takeover), the run the caller has found dead
     or stale. Any other holder makes the task fail with a message naming it. The check and the write happen under
     an exclusive C(flock), so two runs racing for the same host cannot both get it.
+  - With O(state=present) and O(wait_job_id), once the lock is held the task waits up to O(wait_seconds) for that
+    job (one a gone run left running on the host) to end, renewing the lock meanwhile: a run that waits for an hour
+    long patch script of the run it took over from is not taken for a stale one.
   - With O(state=absent) the lock is released, only when O(run_id) holds it.
 author:
   - kvmops.rolling engineers (@kvmops)
@@ -55,6 +58,14 @@ options:
     description: With O(state=present), the run whose lock may be replaced (found dead or stale by the caller).
     type: str
     default: ""
+  wait_job_id:
+    description: With O(state=present), a job on the host to wait for once the lock is held (see above).
+    type: str
+    default: ""
+  wait_seconds:
+    description: How long to wait for O(wait_job_id) at most; the job may still run when the task returns.
+    type: int
+    default: 0
 notes:
   - Supports check mode; then nothing is written and the result says whether the lock could be taken.
 """
@@ -69,6 +80,14 @@ EXAMPLES = r"""
   delegate_to: "{{ item }}"
   loop: [hv1, hv2, hv3]
 
+- name: Hold it while a job an interrupted run left on hv2 ends (an hour at most)
+  kvmops.rolling.run_lock:
+    state: present
+    cluster: c1
+    run_id: "{{ rm_run_id }}"
+    wait_job_id: 20261124T221000Z-4711.Maintenance-stage.f31e7de9
+    wait_seconds: 3600
+  delegate_to: hv2
 - name: Release it
   kvmops.rolling.run_lock:
     state: absent
@@ -86,6 +105,11 @@ held:
   description: Whether O(run_id) holds the lock on the host after the task (in check mode, whether it would).
   returned: always
   type: bool
+job:
+  description: With O(wait_job_id), the job's status when the wait ended (V(running) when it still runs).
+  returned: when O(wait_job_id) is set
+  type: str
+  sample: ok
 msg:
   description: What happened.
   returned: always
@@ -98,6 +122,7 @@ import time
 from typing import Any, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import JobError, JobStore, checked_job_id, poll
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     LOCK_MARK,
     MarkError,
@@ -105,12 +130,15 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     mark_age,
     read_mark,
     remove_mark,
+    renew_lock,
     write_mark,
 )
-from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR, STATUS_RUNNING
 
 # Serialises the read-then-write of lock.json between runs racing for the same host.
 FLOCK_FILE = ".lock.flock"
+# How often a lock is renewed while its holder waits for a job: far below any lock timeout (at least 3 pings).
+RENEW_SECONDS = 5.0
 
 
 def take(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
@@ -143,6 +171,20 @@ def release(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[s
             % (params["run_id"], params["cluster"])}
 
 
+def wait_for_job(params: Dict[str, Any]) -> Dict[str, Any]:
+    """Wait for the job to end, renewing the lock at every round; the job's status and a line saying it."""
+    store = JobStore(params["state_dir"])
+    job_id = checked_job_id(params["wait_job_id"])
+    deadline = time.monotonic() + max(0, params["wait_seconds"])
+    while True:
+        status = poll(store, job_id, min(RENEW_SECONDS, max(0.0, deadline - time.monotonic())))[0]
+        renew_lock(params["state_dir"], params["run_id"])
+        if status != STATUS_RUNNING or time.monotonic() >= deadline:
+            break
+    ended = "still runs after %d s" % params["wait_seconds"] if status == STATUS_RUNNING else "ended: %s" % status
+    return {"job": status, "msg": "job %s %s" % (job_id, ended)}
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec={
         "state": {"type": "str", "required": True, "choices": ["present", "absent"]},
@@ -151,6 +193,8 @@ def main() -> None:
         "started": {"type": "str", "default": ""},
         "controller": {"type": "dict", "default": {}},
         "takeover": {"type": "str", "default": ""},
+        "wait_job_id": {"type": "str", "default": ""},
+        "wait_seconds": {"type": "int", "default": 0},
         "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
     }, supports_check_mode=True)
     state_dir = module.params["state_dir"]
@@ -165,6 +209,11 @@ def main() -> None:
                 fcntl.flock(flock, fcntl.LOCK_EX)
                 previous = read_mark(state_dir, LOCK_MARK)
                 result = act(module, previous)
+            if module.params["wait_job_id"] and result["held"]:  # waited for outside the flock
+                waited = wait_for_job(module.params)
+                result.update(waited, msg="%s; %s" % (result["msg"], waited["msg"]))
+    except JobError as exc:
+        module.fail_json(msg=str(exc), held=True)
     except MarkError as exc:
         module.fail_json(msg="%s; the lock's holder is unknown, so no run may take it" % exc, held=False)
     except OSError as exc:

@@ -39,6 +39,7 @@ def scenario(lab: Lab, tmp_path: Path) -> Iterator[Run]:
     before = lab.running_guests()
     run = Run(lab, tmp_path)
     yield run
+    run.end_background()
     after = lab.running_guests()
     for name in before:
         assert len(after.get(name, [])) == 1, "%s runs on %s after the run" % (name, after.get(name))

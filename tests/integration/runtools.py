@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -32,6 +34,7 @@ class Run:
         self.log.chmod(0o666)
         self.report_path = tmp_path / "report.json"
         self.completed: Any = None
+        self.background: "List[subprocess.Popen[str]]" = []
         self.report: Dict[str, Any] = {}
 
     def hooks(self, hosts: List[str], special: Optional[Dict[Tuple[str, str], Optional[str]]] = None) -> None:
@@ -67,8 +70,19 @@ class Run:
         """The run in the background, in a process group of its own (so it can be killed whole, like a closed laptop)."""
         output = open(self.dir / "background-run.log", "a")
         kwargs = {"venv_bin": venv_bin} if venv_bin else {}
-        return subprocess.Popen(stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                **self.lab.playbook_command(PLAYBOOK, *self.run_vars(), *args, **kwargs))
+        process = subprocess.Popen(stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                   **self.lab.playbook_command(PLAYBOOK, *self.run_vars(), *args, **kwargs))
+        self.background.append(process)
+        return process
+
+    def end_background(self, timeout: float = 600) -> None:
+        """Let the runs a failed test left in the background end (they clean up after themselves); kill what hangs."""
+        for process in self.background:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
     def wait(self, process: "subprocess.Popen[str]", timeout: float = 600) -> Dict[str, Any]:
         """The end of a run started in the background: its exit code, and its report read."""

@@ -35,8 +35,12 @@ def kill_run(process: "subprocess.Popen[str]") -> None:
     process.wait()
 
 
+def state_path(lab: Lab, host: str, name: str) -> Path:
+    return Path(lab.kvmlab("path", host, "state").stdout.strip()) / name
+
+
 def state_file(lab: Lab, host: str, name: str) -> Optional[Dict[str, Any]]:
-    path = Path(lab.kvmlab("path", host, "state").stdout.strip()) / name
+    path = state_path(lab, host, name)
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -101,11 +105,25 @@ def test_kill_9_then_a_new_run_repairs_what_was_left(scenario: Run, lab: Lab) ->
     interrupted = state_file(lab, "hv1", "lock.json")["run_id"]
     assert state_file(lab, "hv2", "maintenance.json")["run_id"] == interrupted
     assert state_file(lab, "hv3", "cluster.json")["run_id"] == interrupted
+
+    log = scenario.dir / "background-run.log"
+    killed_runs_output = log.stat().st_size
+    repair = scenario.start("-e", "rm_clusters=c1")
+    # hv2's Maintenance script outlives its controller: the new run waits for it to end (never kills it),
+    # renewing the lock it took meanwhile, so no other run takes it for a stale one.
+    lock = state_path(lab, "hv2", "lock.json")
+    wait_until(lambda: b"Wait for the jobs a gone run left running" in log.read_bytes()[killed_runs_output:],
+               "the new run waiting for hv2's Maintenance script", WAIT_SECONDS, process=repair)
+    # Taking the lock writes it twice at most (the lock step, the wait task); more times are the renewals.
+    seen = set()
+    wait_until(lambda: seen.add(lock.stat().st_mtime) or len(seen) > 2, "the waiting run renewing its lock",
+               WAIT_SECONDS, interval=0.5, process=repair)
+    assert state_file(lab, "hv2", "lock.json")["run_id"] != interrupted
+    assert process_alive(int((scenario.dir / "Maintenance.started").read_text()))  # still waited for
     release(scenario, "Maintenance")
+    report = scenario.wait(repair)
 
-    report = scenario.play("-e", "rm_clusters=c1")
-
-    assert scenario.completed.returncode == 0, scenario.output
+    assert repair.returncode == 0, (scenario.dir / "background-run.log").read_text()[-5000:]
     assert report["run_id"] != interrupted and report["resumed_from"] == ""
     found = report["found"]
     assert any(line.startswith("run %s" % interrupted) and "ansible-playbook process" in line for line in found), found
