@@ -123,7 +123,9 @@ succeeded:
   type: bool
   sample: true
 rc:
-  description: The script's exit code; null when it was killed or did not end by itself.
+  description:
+    - The script's exit code; null when it was killed or did not end by itself.
+    - ansible-core 2.19 and later leave a null C(rc) out of a task's result; C(summary.rc) always has it.
   returned: always
   type: int
   sample: 0

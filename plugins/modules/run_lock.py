@@ -22,8 +22,8 @@ description:
     or stale. Any other holder makes the task fail with a message naming it. The check and the write happen under
     an exclusive C(flock), so two runs racing for the same host cannot both get it.
   - With O(state=present) and O(wait_job_id), once the lock is held the task waits up to O(wait_seconds) for that
-    job (one a gone run left running on the host) to end, renewing the lock meanwhile: a run that waits for an hour
-    long patch script of the run it took over from is not taken for a stale one.
+    job (one a gone run left running on the host) to end, renewing the lock meanwhile, so that a run waiting for an
+    hour long patch script of the run it took over from is not taken for a stale one.
   - With O(state=absent) the lock is released, only when O(run_id) holds it.
 author:
   - kvmops.rolling engineers (@kvmops)

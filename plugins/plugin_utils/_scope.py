@@ -102,7 +102,11 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
             "rm_max_parallel_migrations", run_vars.get("rm_max_parallel_migrations"), maximum=64)
     except ValueError as exc:
         problems.append(str(exc))
-    payload = run_vars.get("rm_payload") or ""
+    payload = run_vars.get("rm_payload")
+    if payload is None:
+        payload = ""
+    elif isinstance(payload, (int, float)) and not isinstance(payload, bool):
+        payload = str(payload)  # -e rm_payload={{ 6 * 7 }}: ansible-core 2.19+ keeps the template's native type
     if not isinstance(payload, str):
         problems.append("rm_payload must be a string, got %r" % (payload,))
     else:

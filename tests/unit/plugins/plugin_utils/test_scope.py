@@ -23,6 +23,12 @@ def scope(**run_vars: Any) -> Any:
     return resolve(dict(DEFAULTS, **run_vars), list(INVENTORY), INVENTORY.__getitem__)
 
 
+@pytest.mark.parametrize("payload", [42, 0, 1.5, None])
+def test_a_payload_that_templated_to_a_number_or_nothing_is_accepted(payload: Any) -> None:
+    # ansible-core 2.19+ hands -e rm_payload={{ 6 * 7 }} over as the int 42; the stage gets the text.
+    assert scope(rm_hosts="hv1", rm_payload=payload).hosts == ["hv1"]
+
+
 @pytest.mark.parametrize(("run_vars", "hosts"), [
     ({"rm_hosts": "hv2,hv1"}, ["hv1", "hv2"]),
     ({"rm_hosts": ["hv5", "hv1"]}, ["hv1", "hv5"]),
@@ -58,6 +64,7 @@ def test_scope_knows_every_member_of_the_clusters_concerned() -> None:
      "rm_wait_maintenance_timeout must be a positive integer of seconds, got '-5'"),
     ({"rm_hosts": "hv1", "rm_payload": "caf\u00e9 \udcff"}, "rm_payload: payload is not UTF-8 text"),
     ({"rm_hosts": "hv1", "rm_payload": ["a"]}, "rm_payload must be a string, got ['a']"),
+    ({"rm_hosts": "hv1", "rm_payload": True}, "rm_payload must be a string, got True"),
     ({"rm_hosts": "hv1 hv2"}, "rm_hosts: no inventory host is named 'hv1 hv2'"),
     ({"rm_hosts": ["hv*", "all", "$(id)"]}, "rm_hosts: no inventory host is named 'hv*', 'all', '$(id)'"),
     ({"rm_hosts": "hv1", "_raw_params": "hv2"}, "extra vars have words that are not NAME=VALUE: 'hv2'"),
