@@ -46,7 +46,8 @@ options:
       - Extra arguments appended to the script invocation, split into words like a POSIX shell does,
         with quotes and backslashes honoured. C($(...)), C(${...}) and backquotes reach the script literally.
       - Unquoted control operators (C(;) C(&) C(|) C(<) C(>) C(\() C(\))), an unquoted line break and a word
-        starting with C(#) are refused before anything runs, as is a payload over 120 KiB.
+        starting with C(#) are refused before anything runs, as is a payload over 120 KiB, one with a NUL byte, and
+        one that is not UTF-8 text (module arguments reach the host as UTF-8).
     type: str
     default: ""
   hooks_dir:
