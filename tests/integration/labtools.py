@@ -15,11 +15,14 @@ from typing import Any, Callable, Dict, List, Optional
 import yaml
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import process_start_ticks
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import CLUSTER_MARK, LOCK_MARK, MAINTENANCE_MARK
 
 REPO = Path(__file__).resolve().parents[2]
 KVMLAB = REPO / "tests" / "lab" / "kvmlab"
 VENV_BIN = Path(sys.executable).parent
 LIBVIRTD_PID_FILE = "/run/libvirt/libvirtd.pid"
+# What a run that ended, however it ended, leaves on no host: a host in maintenance, a cluster disabled, a lock.
+RUN_MARKS = (MAINTENANCE_MARK, CLUSTER_MARK, LOCK_MARK)
 
 
 def sleep_marker() -> str:
@@ -72,6 +75,15 @@ class Lab:
 
     def host_dir(self, host: str) -> Path:
         return Path(self.kvmlab("path", host).stdout.strip())
+
+    def state_dir(self, host: str) -> Path:
+        """HOST's state dir (its /var/lib/kvm-rolling-maintenance), seen from the machine."""
+        return Path(self.kvmlab("path", host, "state").stdout.strip())
+
+    def marks_left(self, hosts: List[str]) -> Dict[str, List[str]]:
+        """Host -> the run marks on it, for the HOSTS that have any."""
+        found = {host: [mark for mark in RUN_MARKS if (self.state_dir(host) / mark).exists()] for host in hosts}
+        return {host: marks for host, marks in found.items() if marks}
 
     def boot_id(self, host: str) -> str:
         return self.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout.strip()

@@ -179,14 +179,11 @@ class TestRefusedBeforeAnyHost:
         for host in ALL:
             lab.clear_hooks(host)
         assert lab.running_guests() == before
-        for host in ALL:
-            for mark in ("maintenance.json", "cluster.json", "lock.json"):
-                path = "/var/lib/kvm-rolling-maintenance/" + mark
-                assert lab.exec(host, "test", "-e", path, check=False).returncode == 1, "%s left on %s" % (mark, host)
+        assert not lab.marks_left(ALL), "left behind: %s" % lab.marks_left(ALL)
 
     @pytest.fixture(scope="class")
     def state_dirs(self, lab: Lab) -> Dict[str, Path]:
-        return {host: Path(lab.kvmlab("path", host, "state").stdout.strip()) for host in ALL}
+        return {host: lab.state_dir(host) for host in ALL}
 
     @pytest.mark.parametrize(("refuser", "source", "complaint"), [case[1:] for case in REFUSED_BEFORE_ANY_HOST],
                              ids=[case[0] for case in REFUSED_BEFORE_ANY_HOST])

@@ -53,7 +53,7 @@ def extra_guests(lab: Lab) -> Iterator[List[str]]:
 @pytest.fixture
 def state_dir(lab: Lab) -> Iterator[Path]:
     """HOST's state dir (its /var/lib/kvm-rolling-maintenance), with maintenance.json removed afterwards."""
-    path = Path(lab.kvmlab("path", HOST, "state").stdout.strip())
+    path = lab.state_dir(HOST)
     yield path
     (path / "maintenance.json").unlink(missing_ok=True)
 

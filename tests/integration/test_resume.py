@@ -35,12 +35,8 @@ def kill_run(process: "subprocess.Popen[str]") -> None:
     process.wait()
 
 
-def state_path(lab: Lab, host: str, name: str) -> Path:
-    return Path(lab.kvmlab("path", host, "state").stdout.strip()) / name
-
-
 def state_file(lab: Lab, host: str, name: str) -> Optional[Dict[str, Any]]:
-    path = state_path(lab, host, name)
+    path = lab.state_dir(host) / name
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -111,7 +107,7 @@ def test_kill_9_then_a_new_run_repairs_what_was_left(scenario: Run, lab: Lab) ->
     repair = scenario.start("-e", "rm_clusters=c1")
     # hv2's Maintenance script outlives its controller: the new run waits for it to end (never kills it),
     # renewing the lock it took meanwhile, so no other run takes it for a stale one.
-    lock = state_path(lab, "hv2", "lock.json")
+    lock = lab.state_dir("hv2") / "lock.json"
     wait_until(lambda: b"Wait for the jobs a gone run left running" in log.read_bytes()[killed_runs_output:],
                "the new run waiting for hv2's Maintenance script", WAIT_SECONDS, process=repair)
     # Taking the lock writes it twice at most (the lock step, the wait task); more times are the renewals.
@@ -166,7 +162,7 @@ def test_a_stale_lock_is_taken_over_after_the_timeout(scenario: Run, lab: Lab) -
         os.killpg(first.pid, signal.SIGSTOP)
         stale = state_file(lab, "hv1", "lock.json")["run_id"]
         release(scenario, "first")
-        locks = [Path(lab.kvmlab("path", host, "state").stdout.strip()) / "lock.json" for host in C1]
+        locks = [lab.state_dir(host) / "lock.json" for host in C1]
         wait_until(lambda: min(time.time() - path.stat().st_mtime for path in locks) > 5,
                    "every lock of the stopped run older than rm_lock_timeout=5", WAIT_SECONDS)
         report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_lock_timeout=5")

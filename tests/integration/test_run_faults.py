@@ -266,6 +266,21 @@ def guests_on(running: Dict[str, List[str]], host: str) -> List[str]:
     return sorted(name for name, hosts in running.items() if hosts == [host])
 
 
+def play_with_a_death_mid_migration(scenario: Run, lab: Lab, seen: Dict[str, str], kill: Callable[[], None],
+                                    *args: str) -> Dict[str, Any]:
+    """Run c1 one migration at a time; once hv1's first migration is held at its target, note the guest and the
+    target in SEEN, call KILL, then let the migration go (its source no longer drives it, or its target's hook
+    outlived the killed libvirtd). Return the report. The gate's removal restarts the targets' libvirtd."""
+    with migration_gate(lab, scenario.dir / "gate", ["hv2", "hv3"]) as gate:
+        def kill_mid_migration() -> None:
+            seen["guest"], seen["target"] = gate.wait_held()
+            kill()
+            gate.release(1)
+
+        with meanwhile(kill_mid_migration):
+            return scenario.play("-e", "rm_clusters=c1", "-e", "rm_max_parallel_migrations=1", *args)
+
+
 @pytest.mark.parametrize("forced", [False, True], ids=["fail-fast", "forced"])
 def test_the_source_libvirtd_dying_during_the_evacuation(scenario: Run, lab: Lab, forced: bool) -> None:
     # hv1 is evacuated one guest at a time; its first migration is held at the target, then hv1's libvirtd
@@ -275,18 +290,11 @@ def test_the_source_libvirtd_dying_during_the_evacuation(scenario: Run, lab: Lab
     before = lab.running_guests()
     evacuated = guests_on(before, "hv1")
     seen: Dict[str, str] = {}
-    with migration_gate(lab, scenario.dir / "gate", ["hv2", "hv3"]) as gate:
-        def kill_the_source_mid_migration() -> None:
-            seen["guest"], seen["target"] = gate.wait_held()
-            lab.kill_libvirtd("hv1")
-            gate.release(1)  # the target refuses the migration its source no longer drives
-
-        try:
-            with meanwhile(kill_the_source_mid_migration):
-                report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_max_parallel_migrations=1",
-                                       *(["-e", "rm_forced=true"] if forced else []))
-        finally:
-            lab.start_libvirtd("hv1")
+    try:
+        report = play_with_a_death_mid_migration(scenario, lab, seen, lambda: lab.kill_libvirtd("hv1"),
+                                                 *(["-e", "rm_forced=true"] if forced else []))
+    finally:
+        lab.start_libvirtd("hv1")
     guest, target = seen["guest"], seen["target"]
     assert guest in evacuated
     entry = entry_of(report, "hv1")
@@ -331,22 +339,16 @@ def test_the_target_dying_during_a_migration(scenario: Run, lab: Lab, death: str
     before = lab.running_guests()
     evacuated = guests_on(before, "hv1")
     seen: Dict[str, str] = {}
-    with migration_gate(lab, scenario.dir / "gate", ["hv2", "hv3"]) as gate:
-        def kill_the_target_mid_migration() -> None:
-            seen["guest"], seen["target"] = gate.wait_held()
-            seen["boot_id"] = lab.boot_id(seen["target"])
-            if death == "libvirtd":
-                lab.kill_libvirtd(seen["target"])
-            else:
-                lab.kvmlab("reboot", seen["target"])
-            gate.release(1)  # the hook outlives a killed libvirtd: let it go
 
-        try:
-            with meanwhile(kill_the_target_mid_migration):
-                report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_max_parallel_migrations=1")
-        finally:
-            if death == "libvirtd" and "target" in seen:
-                lab.start_libvirtd(seen["target"])
+    def kill_the_target() -> None:
+        seen["boot_id"] = lab.boot_id(seen["target"])
+        if death == "libvirtd":
+            lab.kill_libvirtd(seen["target"])
+        else:
+            lab.kvmlab("reboot", seen["target"])
+
+    # Removing the gate restarts the libvirtd of hv2 and hv3: the killed one comes back with it.
+    report = play_with_a_death_mid_migration(scenario, lab, seen, kill_the_target)
     guest, target = seen["guest"], seen["target"]
     assert guest in evacuated
     assert (lab.boot_id(target) != seen["boot_id"]) is (death == "host")
