@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import current_boot_id, process_start_ticks
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import CLUSTER_MARK, LOCK_MARK, write_mark
 from labtools import Lab, process_alive, wait_until
 from runtools import C1, OTHER_VENVS, STAGES, Run, wait_for_file
 
@@ -129,6 +133,38 @@ def test_kill_9_then_a_new_run_repairs_what_was_left(scenario: Run, lab: Lab) ->
     assert scenario.stages_run("hv1") == list(STAGES) + list(STAGES)
     assert [" ".join(e) for e in scenario.events() if e[0] in ("disable", "enable")] == \
         ["disable c1", "enable c1", "disable c1", "enable c1"]
+
+
+def test_the_locks_of_two_dead_runs_are_taken_over_at_once_and_what_they_left_is_repaired(
+        scenario: Run, lab: Lab) -> None:
+    # Two runs from this controller died without a trace here, their locks fresh (so the timeout is no reason):
+    # one before this machine rebooted (another boot id), one whose ansible-playbook is gone (its pid is
+    # taken by another process, started at another time). The second had disabled c1.
+    here, pid = socket.gethostname(), os.getpid()
+    before_reboot, gone = "before-reboot-%s" % uuid.uuid4().hex[:6], "gone-%s" % uuid.uuid4().hex[:6]
+    controllers = {
+        before_reboot: {"host": here, "boot_id": "not-" + current_boot_id(), "pid": pid,
+                        "pid_start_ticks": process_start_ticks(pid)},
+        gone: {"host": here, "boot_id": current_boot_id(), "pid": pid, "pid_start_ticks": process_start_ticks(pid) + 1},
+    }
+    for host, run in (("hv1", before_reboot), ("hv2", before_reboot), ("hv3", gone)):
+        write_mark(str(lab.state_dir(host)), LOCK_MARK, {"cluster": "c1", "run_id": run, "started": "2026-11-24T22:10:00Z",
+                                                         "controller": controllers[run], "taken_at": time.time()})
+        write_mark(str(lab.state_dir(host)), CLUSTER_MARK, {"cluster": "c1", "run_id": gone, "since": time.time()})
+    scenario.hooks(C1)
+
+    report = scenario.play("-e", "rm_clusters=c1")
+
+    assert scenario.completed.returncode == 0 and report["success"], scenario.output
+    found = report["found"]
+    assert "run %s, started 2026-11-24T22:10:00Z, was interrupted: its controller %s has rebooted since" % (
+        before_reboot, here) in found, found
+    assert "run %s, started 2026-11-24T22:10:00Z, was interrupted: its ansible-playbook process (pid %d on %s) is " \
+        "gone" % (gone, pid, here) in found, found
+    assert "cluster c1: left disabled by run %s: it is enabled again" % gone in found
+    updated_exactly_once(scenario, C1)
+    assert [" ".join(e) for e in scenario.events() if e[0] in ("disable", "enable")] == \
+        ["enable c1", "disable c1", "enable c1"]
 
 
 def test_a_second_run_refuses_while_the_first_holds_the_cluster(scenario: Run, lab: Lab, tmp_path: Path) -> None:
