@@ -137,8 +137,9 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAU
 
 # Serialises the read-then-write of lock.json between runs racing for the same host.
 FLOCK_FILE = ".lock.flock"
-# How often a lock is renewed while its holder waits for a job: far below any lock timeout (at least 3 pings).
-RENEW_SECONDS = 5.0
+# How often a lock is renewed while its holder waits for a job: below the smallest staleness threshold, which is
+# 3 ping intervals of at least 1 s each.
+RENEW_SECONDS = 1.0
 
 
 def take(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
