@@ -68,10 +68,10 @@ class Run:
 
     def start(self, *args: str, venv_bin: Optional[Path] = None) -> "subprocess.Popen[str]":
         """The run in the background, in a process group of its own (so it can be killed whole, like a closed laptop)."""
-        output = open(self.dir / "background-run.log", "a")
         kwargs = {"venv_bin": venv_bin} if venv_bin else {}
-        process = subprocess.Popen(stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                   **self.lab.playbook_command(PLAYBOOK, *self.run_vars(), *args, **kwargs))
+        with open(self.dir / "background-run.log", "a") as output:  # the run keeps its own copy of the file
+            process = subprocess.Popen(stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                       **self.lab.playbook_command(PLAYBOOK, *self.run_vars(), *args, **kwargs))
         self.background.append(process)
         return process
 
