@@ -4,6 +4,9 @@ VENV ?= $(CURDIR)/.venv
 KVMLAB := $(CURDIR)/tests/lab/kvmlab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(VENV)/bin:$(PATH)
+# End-to-end tests mostly wait on SSH, libvirt and stage scripts: pytest-xdist workers run them side by
+# side, each on a lab of its own (tests/conftest.py). One and a half per core, at least 2 (docs/performance.md).
+TEST_WORKERS ?= $(shell n=$$(nproc); w=$$((n + n / 2)); echo $$((w < 2 ? 2 : w)))
 
 .PHONY: bootstrap demo test unit sanity integration lab-up lab-down
 
@@ -28,7 +31,9 @@ unit: bootstrap
 sanity: bootstrap
 	./scripts/ansible-test sanity --requirements --python 3.11
 
-# Sanity first, then one pytest run (unit, lab, end to end) whose summary closes the output.
+# Sanity first, then one pytest run (unit, lab, end to end) whose summary, with the slowest 15 tests and
+# the suite's time, closes the output.
 test: bootstrap
-	./scripts/ansible-test sanity --requirements --python 3.11
-	pytest -p no:cacheprovider tests
+	@start=$$SECONDS; ./scripts/ansible-test sanity --requirements --python 3.11 && \
+		echo "make test: sanity took $$((SECONDS - start)) s"
+	pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests

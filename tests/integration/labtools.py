@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -148,11 +149,13 @@ class Lab:
 
     def add_guest(self, host: str, name: str, memory_mib: int = 64, metadata: str = "") -> None:
         args = ["guest", host, name, "--memory-mib", str(memory_mib)]
-        if metadata:
-            path = Path("/tmp/%s-metadata.xml" % name)
-            path.write_text(metadata)
-            args += ["--metadata-xml", str(path)]
-        self.kvmlab(*args)
+        if not metadata:
+            self.kvmlab(*args)
+            return
+        with tempfile.NamedTemporaryFile("w", suffix="-metadata.xml") as handle:  # /tmp is every worker's
+            handle.write(metadata)
+            handle.flush()
+            self.kvmlab(*args, "--metadata-xml", handle.name)
 
     def remove_guest(self, name: str) -> None:
         """Destroy and undefine a guest wherever it is defined."""

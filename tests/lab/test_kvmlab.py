@@ -1,7 +1,7 @@
 """Smoke test of tests/lab/kvmlab: a small lab of its own (1 cluster x 2 hosts x 1 guest).
 
 Runs as root only. Uses its own KVMLAB_DIR / KVMLAB_NAME / KVMLAB_SUBNET, so it can run while the
-default lab is up. The tests run in file order and share one lab (module fixture).
+default lab and the test workers' labs are up. The tests run in file order and share one lab (module fixture).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ yaml = pytest.importorskip("yaml")
 
 pytestmark = [
     pytest.mark.lab,
+    pytest.mark.xdist_group("kvmlab-smoke"),  # one lab for the module: its tests go to one worker, in order
     pytest.mark.skipif(os.geteuid() != 0, reason="kvmlab needs root"),
 ]
 
