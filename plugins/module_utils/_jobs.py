@@ -35,6 +35,18 @@ RESULT_CHECK_SECONDS = 0.05
 KEPT_JOBS = 200
 # Seconds a cancel request waits for the runner to settle the job.
 CANCEL_WAIT_SECONDS = 10.0
+# cancel() writes this into the job's dir before it sends the runner SIGTERM. A SIGTERM without it comes
+# from the host going down (`systemctl reboot` and `shutdown -r` send SIGTERM to every process, in no
+# particular order) or from a login session being ended, never from us.
+CANCEL_FILE = "cancel.json"
+# A runner that got a SIGTERM no cancel asked for writes this as it ends, without a result.
+SHUTDOWN_FILE = "shutdown.json"
+# A runner whose script succeeded and left a reboot pending writes this (the exit code, the evidence)
+# before it waits for that reboot, so the job settled after it says what happened.
+REBOOT_FILE = "reboot.json"
+# How long such a job counts as "the host is going down": a new boot id within it settles the job as
+# rebooted; past it, with the boot id unchanged, the job has failed (its runner was killed, not rebooted).
+SHUTDOWN_GRACE_SECONDS = 180.0
 
 # Options only a job module's action plugin sets (documented by the doc fragment kvmops.rolling.rolling.job):
 # which step of the job to take, and how long to wait for its end.
@@ -179,8 +191,29 @@ class JobStore:
         write_atomic(self.path(job_id, "progress.json"), json.dumps(progress, sort_keys=True))
 
     def read_progress(self, job_id: str) -> Optional[Dict[str, Any]]:
+        return self._read_note(job_id, "progress.json")
+
+    def write_cancel_request(self, job_id: str) -> None:
+        write_atomic(self.path(job_id, CANCEL_FILE), json.dumps({"requested_at": time.time()}))
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return os.path.exists(self.path(job_id, CANCEL_FILE))
+
+    def write_shutdown_note(self, job_id: str, note: Mapping[str, Any]) -> None:
+        write_atomic(self.path(job_id, SHUTDOWN_FILE), json.dumps(note, sort_keys=True))
+
+    def read_shutdown_note(self, job_id: str) -> Optional[Dict[str, Any]]:
+        return self._read_note(job_id, SHUTDOWN_FILE)
+
+    def write_reboot_note(self, job_id: str, note: Mapping[str, Any]) -> None:
+        write_atomic(self.path(job_id, REBOOT_FILE), json.dumps(note, sort_keys=True))
+
+    def read_reboot_note(self, job_id: str) -> Optional[Dict[str, Any]]:
+        return self._read_note(job_id, REBOOT_FILE)
+
+    def _read_note(self, job_id: str, name: str) -> Optional[Dict[str, Any]]:
         try:
-            with open(self.path(job_id, "progress.json")) as handle:
+            with open(self.path(job_id, name)) as handle:
                 data = json.load(handle)
         except (FileNotFoundError, ValueError):
             return None
@@ -234,7 +267,8 @@ def runner_alive(job: Mapping[str, Any]) -> bool:
 
 
 class CancelRequest:
-    """SIGTERM asks the runner to stop its work; it only interrupts the runner where the work has armed it."""
+    """A SIGTERM stops the runner's work (a cancel, if cancel() recorded one first; else the host going
+    down); it only interrupts the runner where the work has armed it."""
 
     requested = False
     armed = False
@@ -334,18 +368,46 @@ def poll(store: JobStore, job_id: str, wait: float) -> Tuple[str, Dict[str, Any]
             raise JobError("there is no job %r on this host (state dir %s)" % (job_id, store.state_dir))
         boot_id = current_boot_id()
         if job.get("boot_id") != boot_id:
-            return settle(store, job, STATUS_REBOOTED, boot_id, "the host rebooted while the %s ran (boot id %s, now %s)"
-                          % (job["label"], job.get("boot_id"), boot_id))
+            scheduled = store.read_reboot_note(job_id)
+            return settle(store, job, STATUS_REBOOTED, boot_id, reboot_message(job, scheduled, boot_id),
+                          rc=(scheduled or {}).get("script_rc"))
+        shutdown = None
         if not runner_alive(job):
             if os.path.exists(store.path(job_id, "result.json")):
                 continue  # it ended between the two reads
-            return settle(store, job, STATUS_FAILED, boot_id, "the %s runner (pid %s) vanished without a result"
-                          % (job["label"], job.get("runner_pid")))
+            shutdown = store.read_shutdown_note(job_id)
+            if shutdown is None:
+                return settle(store, job, STATUS_FAILED, boot_id, "the %s runner (pid %s) vanished without a result"
+                              % (job["label"], job.get("runner_pid")))
+            if not host_going_down(shutdown, time.time()):
+                return settle(store, job, STATUS_FAILED, boot_id, unexplained_sigterm_message(job, shutdown))
         if time.monotonic() >= deadline:
             return STATUS_RUNNING, dict(_described(job), status=STATUS_RUNNING, started_at=job["created_at"],
                                         elapsed=round(time.time() - job["created_at"], 3), boot_id=boot_id,
-                                        progress=store.read_progress(job_id), **_tails(store, job_id))
+                                        progress=store.read_progress(job_id), shutting_down=shutdown is not None,
+                                        **_tails(store, job_id))
         time.sleep(RESULT_CHECK_SECONDS)
+
+
+def reboot_message(job: Mapping[str, Any], scheduled: Optional[Mapping[str, Any]], boot_id: str) -> str:
+    """How a job whose host rebooted ended: during its script, or after it, as the script had scheduled."""
+    boots = "boot id %s, now %s" % (job.get("boot_id"), boot_id)
+    if scheduled:
+        return ("the host rebooted after the %s script exited %s and left a reboot pending (%s; %s)"
+                % (job["label"].replace(" stage", ""), scheduled.get("script_rc"), scheduled.get("evidence"), boots))
+    return "the host rebooted while the %s ran (%s)" % (job["label"], boots)
+
+
+def host_going_down(shutdown: Mapping[str, Any], now: float) -> bool:
+    """Whether a job whose runner ended on a SIGTERM nobody asked for still waits for its host's reboot."""
+    noted_at = shutdown.get("noted_at")
+    return isinstance(noted_at, (int, float)) and now - noted_at < SHUTDOWN_GRACE_SECONDS
+
+
+def unexplained_sigterm_message(job: Mapping[str, Any], shutdown: Mapping[str, Any]) -> str:
+    return ("the %s runner was stopped by a SIGTERM that no cancel asked for, and the host did not reboot within "
+            "%.0f s: something killed it (its login session ending, with logind's KillUserProcesses?); the script "
+            "was stopped with it (%s)" % (job["label"], SHUTDOWN_GRACE_SECONDS, shutdown.get("script", "no script")))
 
 
 def adoptable_job(store: JobStore, run_id: str, label: str, succeeded: Callable[[str], bool]) -> Optional[str]:
@@ -364,14 +426,16 @@ def cancel(store: JobStore, job_id: str) -> Tuple[str, Dict[str, Any]]:
     if job is None:
         raise JobError("there is no job %r on this host (state dir %s)" % (job_id, store.state_dir))
     if store.read_result(job_id) is None and runner_alive(job):
+        store.write_cancel_request(job_id)  # first: the runner tells our SIGTERM from a shutdown's by it
         os.kill(job["runner_pid"], signal.SIGTERM)
     return poll(store, job_id, CANCEL_WAIT_SECONDS)
 
 
-def settle(store: JobStore, job: Mapping[str, Any], status: str, boot_id: str, msg: str) -> Tuple[str, Dict[str, Any]]:
+def settle(store: JobStore, job: Mapping[str, Any], status: str, boot_id: str, msg: str,
+           rc: Optional[int] = None) -> Tuple[str, Dict[str, Any]]:
     """End a job its runner could not end (reboot, runner gone or failed): write and return its result."""
     now = time.time()
-    result = dict(_described(job), status=status, msg=msg, rc=None, signal=None, started_at=job["created_at"],
+    result = dict(_described(job), status=status, msg=msg, rc=rc, signal=None, started_at=job["created_at"],
                   ended_at=now, duration=round(now - job["created_at"], 3), boot_id=boot_id,
                   job_boot_id=job.get("boot_id"), progress=store.read_progress(job["job_id"]),
                   **_tails(store, job["job_id"]))

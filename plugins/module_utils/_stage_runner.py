@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     TAIL_BYTES,
@@ -25,8 +25,10 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     reap_children,
     signal_all,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._reboot import pending_reboot
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_FAILED,
+    STATUS_OK,
     STATUS_TIMEOUT,
     StageResult,
     classify_exit,
@@ -37,6 +39,11 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
 
 # Seconds a timed-out script gets between SIGTERM and SIGKILL.
 KILL_GRACE_SECONDS = 5.0
+# A shutdown signals every process at once: a script that died of a signal may have had the shutdown's
+# SIGTERM an instant before this runner. The runner waits this long for its own before it calls it a failure.
+SHUTDOWN_SIGNAL_GRACE_SECONDS = 3.0
+# How often the runner looks again at a reboot the script scheduled and has not happened yet.
+REBOOT_CHECK_SECONDS = 0.5
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -65,11 +72,43 @@ def kill_script_tree(proc: "subprocess.Popen[bytes]", grace: float) -> Optional[
     return signal.SIGKILL
 
 
-def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[str, str], cwd: str) -> StageResult:
+def sigterm_followed(grace: float) -> bool:
+    """Whether a SIGTERM reaches this runner within ``grace`` seconds (the host going down signals everyone)."""
+    deadline = time.monotonic() + grace
+    while not CancelRequest.requested and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return CancelRequest.requested
+
+
+def await_pending_reboot(pending: Callable[[], Optional[str]], deadline: float) -> str:
+    """Wait for the reboot a script that succeeded left pending (``shutdown -r +1; exit 0``): "interrupted"
+    when a SIGTERM comes (the host going down, or a cancel), "withdrawn" once nothing shows it pending any
+    more (``shutdown -c``), "timeout" at the stage's deadline."""
+    try:
+        CancelRequest.armed = True
+        while True:
+            if CancelRequest.requested:
+                raise Cancelled()
+            if time.monotonic() >= deadline:
+                return "timeout"
+            time.sleep(REBOOT_CHECK_SECONDS)
+            if pending() is None:
+                return "withdrawn"
+    except Cancelled:
+        return "interrupted"
+    finally:
+        CancelRequest.armed = False
+
+
+def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[str, str], cwd: str,
+            pending: Callable[[], Optional[str]] = pending_reboot) -> Optional[StageResult]:
     """Run the job's script to its end, enforce its timeout, write and return its result.
 
-    A SIGTERM to this process (a cancel request, or the connection of an attached run going away)
-    stops the script like a timeout does, and the result says so.
+    A SIGTERM to this process stops the script like a timeout does. If cancel() recorded a request
+    first, the result says cancelled. Otherwise the host is going down: the runner notes it and ends
+    without a result (returning None), so the job is settled as rebooted once the host is back, and
+    as failed if it does not reboot (_jobs.poll). A script that succeeded but left a reboot pending
+    (``pending``) has not ended its stage: the runner waits for that reboot, within the stage timeout.
     """
     job_id = job["job_id"]
     stdout_path = store.path(job_id, "stdout.log")
@@ -83,6 +122,7 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
     started = time.time()
     start_clock = time.monotonic()
     timed_out = False
+    interrupted = False  # by a SIGTERM to this runner, before the script ended on its own
     killed_by: Optional[int] = None
     proc: Optional["subprocess.Popen[bytes]"] = None
     with open(stdout_path, "ab", 0) as out, open(stderr_path, "ab", 0) as err:
@@ -100,19 +140,31 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         except subprocess.TimeoutExpired:
             timed_out = True
         except Cancelled:
-            pass
+            interrupted = True
         finally:
             CancelRequest.armed = False
-        if proc is not None and (timed_out or CancelRequest.requested):
+        if proc is not None and proc.returncode is not None and proc.returncode < 0:
+            interrupted = sigterm_followed(SHUTDOWN_SIGNAL_GRACE_SECONDS)
+        if proc is not None and (timed_out or interrupted):
             killed_by = kill_script_tree(proc, KILL_GRACE_SECONDS)
-    ended = time.time()
-    cancelled = CancelRequest.requested and not timed_out
     returncode: Optional[int] = proc.returncode if proc is not None else None
     rc: Optional[int] = returncode
     signal_number: Optional[int] = None
     if returncode is not None and returncode < 0:  # Popen's way of saying a signal ended the script
         signal_number = abs(returncode)
         rc = None
+    awaited, evidence = "none", None
+    if proc is not None and not (timed_out or interrupted) and classify_exit(job["stage"], rc, None) == STATUS_OK:
+        evidence = pending()
+        if evidence is not None:  # noted first: a hard reset while the runner waits still says what happened
+            store.write_reboot_note(job_id, {"script_rc": rc, "evidence": evidence})
+            awaited = await_pending_reboot(pending, start_clock + timeout)
+            interrupted = awaited == "interrupted"
+    ended = time.time()
+    cancelled = interrupted and not timed_out
+    if cancelled and not store.cancel_requested(job_id):
+        store.write_shutdown_note(job_id, {"noted_at": ended, "boot_id": job["boot_id"], "script": job["script"]})
+        return None
     if timed_out:
         status, rc, signal_number = STATUS_TIMEOUT, None, killed_by
         msg = describe_outcome(STATUS_TIMEOUT, None, None, int(timeout))
@@ -121,9 +173,15 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         how = "its process group was stopped with %s" % signal_name(killed_by) if killed_by \
             else "before the script started"
         msg = "cancelled after %.1f s, %s" % (ended - started, how)
+    elif awaited == "timeout":
+        status = STATUS_TIMEOUT
+        msg = ("the script exited %s and %s, but the host had not gone down by the stage timeout of %d s"
+               % (rc, evidence, int(timeout)))
     else:
         status = classify_exit(job["stage"], rc, signal_number)
         msg = describe_outcome(status, rc, signal_number)
+        if awaited == "withdrawn":
+            msg += "; the reboot it left pending (%s) was called off before it came" % evidence
     result = StageResult(
         job_id=job_id, run_id=job["run_id"], stage=job["stage"], status=status, script=job["script"], rc=rc,
         signal=signal_name(signal_number) if signal_number else None, started_at=started, ended_at=ended,

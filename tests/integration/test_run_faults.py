@@ -1,5 +1,5 @@
-"""Faults during a whole rolling maintenance run, end to end on the lab: a host that reboots, a link that drops,
-a stage script that will not die, libvirtd dying on either side of a live migration.
+"""Faults during a whole rolling maintenance run, end to end on the lab: a link that drops, a stage script that
+will not die, libvirtd dying on either side of a live migration (a host that reboots: test_reboots.py).
 
 Every fault is injected at a point the test observes (a file a hook writes, a migration a libvirt hook holds,
 a reconnect seen on the wire), never after a guessed delay. After each test the ``scenario`` fixture checks
@@ -72,34 +72,7 @@ def ensure_guest(lab: Lab, host: str) -> None:
         lab.add_guest(host, "t-on-%s" % host)
 
 
-# --- 2. A host that reboots during Maintenance; a link down during PreMaintenance ---------------------------------
-
-def test_a_host_that_reboots_during_its_maintenance_stage_is_updated(scenario: Run, lab: Lab) -> None:
-    # SPEC: a reboot during Maintenance ends the stage as `rebooted`, a success there; the host leaves
-    # maintenance and PostMaintenance runs on the rebooted host.
-    started, post_boot = scenario.dir / "maintenance-started", scenario.dir / "post-boot-id"
-    scenario.hooks(["hv2"], {("hv2", "Maintenance"): "echo patching; touch %s; sleep %s" % (started, sleep_marker()),
-                             ("hv2", "PostMaintenance"): "cat /proc/sys/kernel/random/boot_id > %s" % post_boot})
-    boot_before = lab.boot_id("hv2")
-
-    def reboot_during_maintenance() -> None:
-        wait_until(started.exists, "hv2's Maintenance stage to start")
-        lab.kvmlab("reboot", "hv2")
-
-    with meanwhile(reboot_during_maintenance):
-        report = scenario.play("-e", "rm_hosts=hv2", "-e", "rm_stage_timeout=300")
-    assert scenario.completed.returncode == 0, scenario.output
-    assert report["success"] and scenario.statuses() == {"hv2": ("updated", "")}, report["details"]
-    maintenance = entry_of(report, "hv2")["stages"]["Maintenance"]
-    assert (maintenance["status"], maintenance["succeeded"]) == ("rebooted", True), maintenance
-    assert maintenance["stdout_tail"] == "patching\n"  # the output written before the reboot is kept
-    boot_after = lab.boot_id("hv2")
-    assert boot_after != boot_before
-    assert post_boot.read_text().strip() == boot_after  # PostMaintenance ran on the rebooted host
-    assert scenario.stages_run("hv2") == ["PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance"]
-    # The host was empty when it rebooted, so no guest died with it: the fixture finds each running exactly once.
-    assert ["Maintenance", "hv2", "0"] in scenario.events()
-
+# --- 2. A link down during PreMaintenance -------------------------------------------------------------------------
 
 def controller_reconnecting(lab: Lab, host: str) -> bool:
     """The controller is opening a new SSH connection to HOST: it gave up the one the outage broke."""

@@ -71,12 +71,15 @@ HOST_MOUNTS: tuple[tuple[str, str], ...] = (
     ("etc-hosts", "/etc/hosts"),
     ("etc-hostname", "/etc/hostname"),
     ("boot_id", "/proc/sys/kernel/random/boot_id"),
+    ("run-kvmlab", "/run/kvmlab"),
+    ("run-systemd-shutdown", "/run/systemd/shutdown"),
 )
 HOST_FILE_MOUNTS = {"etc-hosts", "etc-hostname", "boot_id"}
 # Mountpoints that must exist in the real root file system (hooks lives inside etc-krm).
 ROOT_MOUNTPOINT_DIRS = ("/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/log/libvirt",
                         "/var/cache/libvirt", "/etc/kvm-rolling-maintenance",
-                        "/var/lib/kvm-rolling-maintenance")
+                        "/var/lib/kvm-rolling-maintenance", "/run/kvmlab",
+                        "/run/systemd/shutdown")
 ROOT_MOUNTPOINT_FILES = ("/etc/hosts", "/etc/hostname")
 
 T = TypeVar("T")
@@ -165,6 +168,14 @@ class LabConfig:
     @property
     def hosts_dir(self) -> Path:
         return self.lab_dir / "hosts"
+
+    @property
+    def powerd_pid_file(self) -> Path:
+        return self.lab_dir / "powerd.pid"
+
+    def environment(self) -> dict[str, str]:
+        """The KVMLAB_* variables that name this lab (for a kvmlab started by the lab itself)."""
+        return {"KVMLAB_DIR": str(self.lab_dir), "KVMLAB_NAME": self.name, "KVMLAB_SUBNET": str(self.subnet)}
 
     @property
     def controller_address(self) -> str:
@@ -767,6 +778,23 @@ def hosts_file(lab: Lab) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A lab host's own `systemctl reboot` (no SECONDS) or `shutdown -r +MINUTES` (SECONDS later): it schedules a
+# graceful reboot the way systemd does, in the host's /run/systemd/shutdown/scheduled, and returns at once.
+# The lab's power daemon carries it out when it falls due.
+REBOOT_COMMAND = """#!/bin/sh
+# kvmlab: reboot this host gracefully (SIGTERM to every process, a grace period, SIGKILL, new boot id),
+# now or SECONDS from now. Returns at once, as systemctl reboot and shutdown -r do.
+delay=${1:-0}
+case $delay in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2;; esac
+usec=$(( ($(date +%s) + delay) * 1000000 ))
+printf 'USEC=%s\\nWARN_WALL=1\\nMODE=reboot\\n' "$usec" > /run/systemd/shutdown/.scheduled.new
+mv -f /run/systemd/shutdown/.scheduled.new /run/systemd/shutdown/scheduled
+"""
+SCHEDULED_SHUTDOWN = "scheduled"
+# What a graceful reboot gives the host's processes between SIGTERM and SIGKILL (systemd's default is 90 s).
+DEFAULT_SHUTDOWN_GRACE = 5.0
+
+
 def write_boot_id(host_dir: Path) -> str:
     boot_id = str(uuid.uuid4())
     (host_dir / "boot_id").write_text(boot_id + "\n")
@@ -805,6 +833,9 @@ def create_host_files(cfg: LabConfig, lab: Lab, host: HostSpec) -> None:
          "-f", str(sshd_dir / "ssh_host_ed25519_key")])
     (sshd_dir / "sshd_config").write_text(sshd_conf(cfg, host_dir, host.address))
     (host_dir / "guest-xml").mkdir()
+    reboot_command = host_dir / "run-kvmlab" / "reboot"
+    reboot_command.write_text(REBOOT_COMMAND)
+    reboot_command.chmod(0o755)
 
 
 def seed_qemu_caps(cfg: LabConfig, host_dir: Path) -> bool:
@@ -995,9 +1026,9 @@ def find_holders(cfg: LabConfig, host: str | None = None) -> list[int]:
     return found
 
 
-def clear_run_dir(cfg: LabConfig, host: str) -> None:
-    """/run is a tmpfs on a real host: a reboot forgets running domains, pid files and sockets."""
-    run_dir = cfg.host_dir(host) / "run-libvirt"
+def clear_run_dir(cfg: LabConfig, host: str, which: str) -> None:
+    """/run is a tmpfs on a real host: a reboot forgets running domains, pid files, sockets, schedules."""
+    run_dir = cfg.host_dir(host) / which
     for entry in os.scandir(run_dir):
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path)
@@ -1005,13 +1036,100 @@ def clear_run_dir(cfg: LabConfig, host: str) -> None:
             os.unlink(entry.path)
 
 
-def reboot_host(cfg: LabConfig, host: HostSpec) -> str:
-    """Hard reset: kill everything, new boot id, fresh mount namespace, daemons again."""
+def stop_host_gracefully(cfg: LabConfig, host: str, grace: float) -> int:
+    """What `systemctl reboot` does to a host's processes: SIGTERM to all of them at once (guests,
+    libvirtd, sshd, sessions, stage runners and scripts, in no useful order), then up to GRACE seconds
+    for them to end. Returns how many got the signal; the hard reset that follows kills the rest."""
+    keys = {key for key in (ns_key(cfg.host_ns_path(host)),) if key is not None}
+    holders = set(find_holders(cfg, host))
+    pids = [pid for pid in pids_in_netns(keys) if pid not in holders]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and [pid for pid in pids_in_netns(keys) if pid not in holders]:
+        time.sleep(0.05)
+    return len(pids)
+
+
+def reboot_host(cfg: LabConfig, host: HostSpec, grace: float | None = None) -> str:
+    """Hard reset (or, with GRACE, a graceful reboot first): kill everything, new boot id, fresh mount
+    namespace, daemons again."""
+    if grace is not None:
+        stop_host_gracefully(cfg, host.name, grace)
     kill_host(cfg, host.name)
-    clear_run_dir(cfg, host.name)
+    for which in ("run-libvirt", "run-systemd-shutdown"):
+        clear_run_dir(cfg, host.name, which)
     boot_id = write_boot_id(cfg.host_dir(host.name))
     boot_host(cfg, host)
     return boot_id
+
+
+# --------------------------------------------------------------------------------------------
+# The power daemon: reboots a host asks for itself
+# --------------------------------------------------------------------------------------------
+
+def powerd_argv(cfg: LabConfig) -> list[str]:
+    return [sys.executable or "/usr/bin/python3", "-I", "-B", str(IMPL_PATH), "_powerd", str(cfg.lab_dir)]
+
+
+def powerd_pid(cfg: LabConfig) -> int | None:
+    """The lab's power daemon, if it runs (its command line names this lab's directory)."""
+    pid = read_pid(cfg.powerd_pid_file)
+    if pid is None:
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+    return pid if argv[3:6] == powerd_argv(cfg)[3:6] and state not in ("Z", "X") else None
+
+
+def start_powerd(cfg: LabConfig) -> None:
+    """Start the power daemon in the machine's own namespaces, where a host's reboot cannot kill it."""
+    with open(cfg.lab_dir / "powerd.log", "ab") as log:
+        proc = subprocess.Popen(powerd_argv(cfg), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                env={**clean_env(), **cfg.environment()}, start_new_session=True, cwd="/")
+    cfg.powerd_pid_file.write_text(f"{proc.pid}\n")
+
+
+def stop_powerd(cfg: LabConfig) -> None:
+    pid = powerd_pid(cfg)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    cfg.powerd_pid_file.unlink(missing_ok=True)
+
+
+def scheduled_reboot_due(cfg: LabConfig, host: str, now: float) -> bool:
+    """Whether the host's scheduled shutdown (systemd's format: USEC=<epoch microseconds>) has fallen due."""
+    try:
+        fields = dict(line.split("=", 1) for line in
+                      (cfg.host_dir(host) / "run-systemd-shutdown" / SCHEDULED_SHUTDOWN).read_text().splitlines()
+                      if "=" in line)
+    except OSError:
+        return False
+    usec = fields.get("USEC", "0").strip()
+    return not usec.isdigit() or int(usec) / 1e6 <= now
+
+
+def power_daemon(cfg: LabConfig) -> int:
+    """`_powerd`: the hardware under `/run/kvmlab/reboot`. Reboots each host whose scheduled shutdown has
+    fallen due, gracefully, through `kvmlab reboot HOST --graceful` (which clears the schedule, as a real
+    reboot empties /run). Ends when the lab is gone."""
+    lab = require_lab(cfg)
+    while cfg.state_file.exists():
+        for host in lab.hosts:
+            if scheduled_reboot_due(cfg, host.name, time.time()):
+                proc = subprocess.run([*powerd_argv(cfg)[:4], "reboot", host.name, "--graceful"],
+                                      capture_output=True, text=True, env={**clean_env(), **cfg.environment()},
+                                      check=False, timeout=300)
+                print(f"{time.strftime('%H:%M:%S')} {host.name}: {(proc.stdout + proc.stderr).strip()}", flush=True)
+                clear_run_dir(cfg, host.name, "run-systemd-shutdown")  # even if the reboot failed: once only
+        time.sleep(0.1)
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -1122,7 +1240,7 @@ class LabLock:
 
 def lab_is_healthy(lab: Lab) -> bool:
     cfg = lab.cfg
-    if not link_exists(cfg.ctl_if) or not cfg.inventory_file.exists():
+    if not link_exists(cfg.ctl_if) or not cfg.inventory_file.exists() or powerd_pid(cfg) is None:
         return False
     for host in lab.hosts:
         netns = ns_key(cfg.host_ns_path(host.name))
@@ -1172,6 +1290,7 @@ def lab_down(cfg: LabConfig, remove_files: bool = True) -> None:
     except LabError:
         pass
     subnet = lab.cfg.subnet if lab else cfg.subnet
+    stop_powerd(cfg)
     close_controller_ssh(subnet)
     if cfg.subnet != subnet:
         close_controller_ssh(cfg.subnet)
@@ -1238,6 +1357,7 @@ def lab_up(cfg: LabConfig, clusters: int, hosts_per_cluster: int, vms_per_host: 
                                for number in range(1, vms_per_host + 1)], planned.hosts)
         write_inventory(planned)
         cfg.state_file.write_text(json.dumps(planned.to_json(), indent=2) + "\n")
+        start_powerd(cfg)
     except BaseException:
         # Leave no namespaces or daemons behind, but keep the host dirs' logs to look at.
         try:
@@ -1383,8 +1503,9 @@ def cmd_reboot(cfg: LabConfig, args: argparse.Namespace) -> int:
     host = lab.host(args.host)
     started = time.monotonic()
     with LabLock(cfg):
-        boot_id = reboot_host(cfg, host)
-    print(f"{host.name} rebooted in {time.monotonic() - started:.1f}s, boot id {boot_id}")
+        boot_id = reboot_host(cfg, host, grace=args.grace if args.graceful else None)
+    how = "gracefully " if args.graceful else ""
+    print(f"{host.name} rebooted {how}in {time.monotonic() - started:.1f}s, boot id {boot_id}")
     return 0
 
 
@@ -1442,8 +1563,13 @@ def build_parser() -> argparse.ArgumentParser:
     execp.add_argument("command", nargs=argparse.REMAINDER)
     execp.set_defaults(func=cmd_exec)
 
-    reboot = sub.add_parser("reboot", help="hard-reset a host (new boot id, guests shut off)")
+    reboot = sub.add_parser("reboot", help="hard-reset a host (new boot id, guests shut off), or reboot it "
+                            "gracefully")
     reboot.add_argument("host")
+    reboot.add_argument("--graceful", action="store_true",
+                        help="first SIGTERM to every process of the host, as `systemctl reboot` sends, then "
+                        "--grace seconds for them to end before the rest is killed")
+    reboot.add_argument("--grace", type=float, default=DEFAULT_SHUTDOWN_GRACE, metavar="SECONDS")
     reboot.set_defaults(func=cmd_reboot)
 
     link = sub.add_parser("link", help="cut or restore a host's network")
@@ -1456,6 +1582,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     if argv and argv[0] == "_hostinit":  # internal: the holder's setup inside a new host
         return host_init(*argv[1:4])
+    if argv and argv[0] == "_powerd":  # internal: the lab's power daemon (start_powerd)
+        return power_daemon(LabConfig.from_env())
     args = build_parser().parse_args(list(argv))
     try:
         require_root()

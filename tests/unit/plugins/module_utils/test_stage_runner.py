@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -76,8 +77,9 @@ def processes_with(marker: str) -> List[int]:
     ("echo broken >&2; exit 3", "Maintenance", "failed", 3, None),
     ("kill -USR1 $$", "Maintenance", "failed", None, "SIGUSR1"),
 ])
-def test_execute_exit_paths(tmp_path: Path, store: jobs.JobStore, boot_id: Path,
+def test_execute_exit_paths(tmp_path: Path, store: jobs.JobStore, boot_id: Path, monkeypatch: pytest.MonkeyPatch,
                             body: str, stage: str, status: str, rc: int, sig: str) -> None:
+    monkeypatch.setattr(runner, "SHUTDOWN_SIGNAL_GRACE_SECONDS", 0.2)  # a signal death waits for a shutdown's
     script = shell_script(tmp_path, body)
     job = new_job(store, script, stage)
     result = runner.execute(store, job, [str(script)], dict(os.environ), str(tmp_path))
@@ -141,6 +143,57 @@ def test_cancel_stops_the_script(tmp_path: Path, store: jobs.JobStore, boot_id: 
     assert processes_with(marker) == []
 
 
+def runner_pid(store: jobs.JobStore, job_id: str) -> int:
+    job = store.read_job(job_id)
+    assert job is not None and isinstance(job.get("runner_pid"), int), job
+    return int(job["runner_pid"])
+
+
+def wait_for(condition: Any, what: str, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting for %s" % what
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("first", ["runner", "script"])
+def test_a_sigterm_no_cancel_asked_for_is_a_shutdown_settled_as_rebooted(
+        tmp_path: Path, store: jobs.JobStore, boot_id: Path, first: str) -> None:
+    """`systemctl reboot` signals every process, in any order: the stage is not failed, nor called cancelled;
+    it waits for the new boot id."""
+    marker = unique_duration()
+    started = tmp_path / "started"
+    script = shell_script(tmp_path, "touch %s\n%s" % (started, "kill -TERM $$" if first == "script" else
+                                                       "sleep %s" % marker))
+    job = new_job(store, script)
+    start(store, job, script, tmp_path)
+    wait_for(started.exists, "the script to start")
+    pid = runner_pid(store, job["job_id"])
+    os.kill(pid, signal.SIGTERM)  # the shutdown's SIGTERM (the script had its own first in the "script" case)
+    wait_for(lambda: jobs.process_start_ticks(pid) is None, "the runner to end")
+    assert store.read_result(job["job_id"]) is None and store.read_shutdown_note(job["job_id"]) is not None
+    assert processes_with(marker) == []  # never left running unsupervised
+    status, fields = jobs.poll(store, job["job_id"], 0)
+    assert status == "running" and fields["shutting_down"], fields
+    boot_id.write_text(str(uuid.uuid4()) + "\n")
+    status, fields = jobs.poll(store, job["job_id"], 0)
+    assert status == "rebooted" and "rebooted while the Maintenance stage ran" in fields["msg"], fields
+
+
+def test_a_sigterm_without_a_reboot_fails_the_stage_once_the_grace_is_over(
+        tmp_path: Path, store: jobs.JobStore, boot_id: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = shell_script(tmp_path, "sleep %s" % unique_duration())
+    job = new_job(store, script)
+    start(store, job, script, tmp_path)
+    pid = runner_pid(store, job["job_id"])
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: jobs.process_start_ticks(pid) is None, "the runner to end")
+    monkeypatch.setattr(jobs, "SHUTDOWN_GRACE_SECONDS", 0.0)  # the host stayed up past the grace
+    status, fields = jobs.poll(store, job["job_id"], 0)
+    assert status == "failed" and "SIGTERM that no cancel asked for" in fields["msg"], fields
+    assert "did not reboot" in fields["msg"]
+
+
 def test_a_vanished_runner_is_a_failure_not_a_hang(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
     script = shell_script(tmp_path, "sleep 1")
     job = new_job(store, script)
@@ -176,3 +229,46 @@ def test_a_job_id_that_is_no_safe_directory_name_is_refused(job_id: str) -> None
 def test_a_job_id_built_from_a_run_id_is_accepted() -> None:
     assert jobs.checked_job_id("20261125T023919Z-52004.Maintenance-stage.f31e7de9") \
         == "20261125T023919Z-52004.Maintenance-stage.f31e7de9"
+
+
+def test_a_reboot_the_script_left_pending_ends_the_stage_as_rebooted(
+        tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
+    """`shutdown -r +1; exit 0`: the stage is not over until the host has gone down and come back."""
+    script = shell_script(tmp_path, "echo patched; exit 0")
+    job = new_job(store, script)
+    jobs.start_detached(store, job, lambda: runner.execute(store, job, [str(script)], dict(os.environ), str(tmp_path),
+                                                           pending=lambda: "reboot scheduled in /run/x"))
+    wait_for(lambda: store.read_reboot_note(job["job_id"]) is not None, "the runner to see the pending reboot")
+    status, _fields = jobs.poll(store, job["job_id"], 0)
+    assert status == "running"  # the script has exited; the stage waits for the reboot
+    os.kill(runner_pid(store, job["job_id"]), signal.SIGTERM)  # the host goes down
+    wait_for(lambda: store.read_shutdown_note(job["job_id"]) is not None, "the runner to note the shutdown")
+    boot_id.write_text(str(uuid.uuid4()) + "\n")
+    status, fields = jobs.poll(store, job["job_id"], 0)
+    assert (status, fields["rc"], fields["stdout_tail"]) == ("rebooted", 0, "patched\n"), fields
+    assert fields["msg"].startswith("the host rebooted after the Maintenance script exited 0 and left a reboot "
+                                    "pending (reboot scheduled in /run/x; boot id"), fields["msg"]
+
+
+@pytest.mark.parametrize("withdrawn", [True, False], ids=["called-off", "never-came"])
+def test_a_pending_reboot_that_is_called_off_or_never_comes(tmp_path: Path, store: jobs.JobStore, boot_id: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, withdrawn: bool) -> None:
+    monkeypatch.setattr(runner, "REBOOT_CHECK_SECONDS", 0.05)
+    checks: List[int] = []
+
+    def pending() -> Any:
+        checks.append(1)
+        return None if withdrawn and len(checks) > 3 else "reboot scheduled in /run/x"
+
+    script = shell_script(tmp_path, "exit 0")
+    job = new_job(store, script, timeout=1)
+    result = runner.execute(store, job, [str(script)], dict(os.environ), str(tmp_path), pending=pending)
+    assert result is not None
+    if withdrawn:  # `shutdown -c`: the script's own result stands, and says so
+        assert (result.status, result.rc) == ("ok", 0)
+        assert result.msg.endswith("the reboot it left pending (reboot scheduled in /run/x) was called off before "
+                                   "it came")
+    else:
+        assert (result.status, result.rc) == ("timeout", 0)
+        assert result.msg == ("the script exited 0 and reboot scheduled in /run/x, but the host had not gone down "
+                              "by the stage timeout of 1 s")
