@@ -18,8 +18,10 @@ description:
     the lines the play output shows.
   - "The report's keys: C(success), C(details), C(attention) (anything left behind: a host that could not leave
     maintenance, a cluster still disabled), C(plan), C(hosts_updated) (every stage's status, exit code, duration
-    and output tails, and the evacuation), C(hosts_skipped) and C(hosts_failed) (each with C(stage) and C(reason));
-    every host entry has C(host) and C(cluster)."
+    and output tails, and the evacuation), C(hosts_planned) (check mode: the hosts every step would run on; a
+    check-mode run never lists a host as updated), C(hosts_skipped) (the host needed nothing, or the run stopped
+    before it) and C(hosts_failed) (it needed maintenance and did not get it, also under C(rm_forced)), each
+    with C(stage) and C(reason); every host entry has C(host) and C(cluster)."
 author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:

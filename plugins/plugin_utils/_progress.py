@@ -35,7 +35,7 @@ SET_FACT_ACTIONS = ("ansible.builtin.set_fact", "ansible.legacy.set_fact", "set_
 REPORT_KEY = "rolling_maintenance"
 RUN_STATS_KEY = "_run"
 REPORT_HEADER = "ROLLING MAINTENANCE REPORT"
-FINAL_STATUSES = ("updated", "skipped", "failed")
+FINAL_STATUSES = ("updated", "planned", "skipped", "failed")
 REPORT_KEYS = ("success", "details", "attention", "run_id", "hosts_updated", "hosts_skipped", "hosts_failed")
 
 # Tones tell the callback which colour to use; the text never depends on them.
@@ -313,7 +313,7 @@ class RecordTracker:
         self.statuses[host] = status
         if status not in FINAL_STATUSES or status == previous:
             return None
-        return outcome_of_record(record), TONE_OK if status == "updated" else \
+        return outcome_of_record(record), TONE_OK if status in ("updated", "planned") else \
             TONE_SKIP if status == "skipped" else TONE_ERROR
 
     def is_final(self, host: str) -> bool:
@@ -325,10 +325,10 @@ class RecordTracker:
 
 
 def outcome_of_record(record: Mapping[str, Any]) -> str:
-    """``updated``, ``skipped at PreMaintenance: reason`` or ``FAILED at Maintenance: reason``."""
+    """``updated``, ``planned`` (check mode), ``skipped at PreMaintenance: reason`` or ``FAILED at Maintenance: reason``."""
     status = str(record.get("status"))
-    if status == "updated":
-        return "updated"
+    if status in ("updated", "planned"):
+        return status
     words = "FAILED" if status == "failed" else status
     stage = _one_line(record.get("stage"))
     reason = _one_line(record.get("reason"))

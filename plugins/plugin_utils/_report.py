@@ -21,6 +21,7 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
     resumed_from (the interrupted run this one took up), found (what earlier runs left, and what was done).
     """
     updated: List[Dict[str, Any]] = []
+    planned: List[Dict[str, Any]] = []  # check mode: every step would run, none did
     skipped: List[Dict[str, Any]] = []
     failed: List[Dict[str, Any]] = []
     for record in records:
@@ -31,6 +32,8 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
         status = record.get("status")
         if status == "updated":
             updated.append(entry)
+        elif status == "planned":
+            planned.append(entry)
         elif status == "failed":
             failed.append(dict(entry, stage=record.get("stage", ""), reason=record.get("reason", "")))
         elif status == "skipped":
@@ -43,7 +46,7 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
     leftovers += ["enabling cluster %s" % item for item in state.get("enable_failures") or ()]
     aborted = bool(state.get("aborted"))
     success = not aborted and not failed and not leftovers
-    details = _details(run, aborted, state, updated, skipped, failed)
+    details = _details(run, aborted, state, updated, planned, skipped, failed)
     return {
         "success": success,
         "details": details,
@@ -59,15 +62,16 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
         "plan": {"clusters": list(plan.get("clusters") or []), "lines": list(plan.get("lines") or []),
                  "problems": dict(plan.get("problems") or {})},
         "hosts_updated": updated,
+        "hosts_planned": planned,
         "hosts_skipped": skipped,
         "hosts_failed": failed,
     }
 
 
 def _details(run: Mapping[str, Any], aborted: bool, state: Mapping[str, Any], updated: Sequence[Any],
-             skipped: Sequence[Any], failed: Sequence[Any]) -> str:
-    counts = "%d updated, %d skipped, %d failed of %d host(s)" % (
-        len(updated), len(skipped), len(failed), len(run.get("hosts") or ()))
+             planned: Sequence[Any], skipped: Sequence[Any], failed: Sequence[Any]) -> str:
+    done = "%d planned" % len(planned) if state.get("check_mode") else "%d updated" % len(updated)
+    counts = "%s, %d skipped, %d failed of %d host(s)" % (done, len(skipped), len(failed), len(run.get("hosts") or ()))
     if state.get("check_mode"):
         counts += " (check mode: no script ran, nothing was migrated or disabled)"
     if aborted:
@@ -86,6 +90,8 @@ def report_lines(report: Mapping[str, Any]) -> List[str]:
     for entry in report["hosts_updated"]:
         lines.append("  updated  %s/%s  %s  %s" % (
             entry["cluster"], entry["host"], _evacuation_words(entry), _stage_words(entry["stages"])))
+    for entry in report.get("hosts_planned") or ():
+        lines.append("  planned  %s/%s  %s" % (entry["cluster"], entry["host"], _stage_words(entry["stages"])))
     for entry in report["hosts_skipped"]:
         lines.append("  skipped  %s/%s  at %s: %s" % (entry["cluster"], entry["host"], entry["stage"], entry["reason"]))
     for entry in report["hosts_failed"]:

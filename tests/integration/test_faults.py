@@ -22,9 +22,9 @@ def test_a_host_unreachable_at_the_start(scenario: Run, lab: Lab, forced: bool) 
         lab.kvmlab("link", "hv2", "up")
     statuses = scenario.statuses()
     if forced:
-        assert scenario.completed.returncode == 0, scenario.output
-        assert statuses == {"hv1": ("updated", ""), "hv2": ("skipped", "capacity"), "hv3": ("updated", "")}
-        reason = report["hosts_skipped"][0]["reason"]
+        assert scenario.completed.returncode == 2, scenario.output  # the others are done; hv2 is not
+        assert statuses == {"hv1": ("updated", ""), "hv2": ("failed", "capacity"), "hv3": ("updated", "")}
+        reason = report["hosts_failed"][0]["reason"]
         assert reason.startswith("could not be gathered:") and "hv2" not in scenario.stages_run("hv2")
     else:
         assert scenario.completed.returncode != 0

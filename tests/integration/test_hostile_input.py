@@ -284,13 +284,13 @@ def test_an_unfit_stage_script_refuses_the_run_before_anything_runs(scenario: Ru
     assert not (scenario.dir / "outside.sh.ran").exists()
 
 
-def test_forced_skips_the_host_with_an_unfit_script_and_maintains_the_others(scenario: Run) -> None:
+def test_forced_fails_the_host_with_an_unfit_script_and_maintains_the_others(scenario: Run) -> None:
     expected = _unfit_hooks(scenario, "group-writable", "hv1")
     scenario.hooks(["hv2"])
     report = scenario.play("-e", "rm_hosts=hv1,hv2", "-e", "rm_forced=true")
-    assert scenario.completed.returncode == 0, scenario.output
-    assert scenario.statuses() == {"hv1": ("skipped", "capacity"), "hv2": ("updated", "")}
-    assert report["hosts_skipped"][0]["reason"] == "could not be gathered: " + expected + "; chmod go-w it"
+    assert scenario.completed.returncode == 2, scenario.output
+    assert scenario.statuses() == {"hv1": ("failed", "capacity"), "hv2": ("updated", "")}
+    assert report["hosts_failed"][0]["reason"] == "could not be gathered: " + expected + "; chmod go-w it"
     assert scenario.stages_run("hv1") == []
     assert scenario.stages_run("hv2") == ["PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance"]
 

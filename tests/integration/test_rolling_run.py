@@ -98,10 +98,10 @@ def test_a_failure_at_each_point(scenario: Run, point: str, forced: bool) -> Non
         injector.join()
     statuses = scenario.statuses()
     expected_stage = point
-    if forced:
-        outcome = "failed" if point == "PostMaintenance" else "skipped"
-        assert statuses == {"hv1": ("updated", ""), "hv2": (outcome, expected_stage), "hv3": ("updated", "")}, report
-        assert (scenario.completed.returncode != 0) is (point == "PostMaintenance"), scenario.output
+    if forced:  # the run goes on, and still exits 2: hv2 needed maintenance and did not get it
+        assert statuses == {"hv1": ("updated", ""), "hv2": ("failed", expected_stage), "hv3": ("updated", "")}, report
+        assert scenario.completed.returncode == 2 and not report["success"], scenario.output
+        assert not report["details"].startswith("aborted"), report["details"]
     else:
         assert scenario.completed.returncode != 0 and not report["success"], scenario.output
         assert statuses["hv2"] == ("failed", expected_stage), report
@@ -111,7 +111,7 @@ def test_a_failure_at_each_point(scenario: Run, point: str, forced: bool) -> Non
         if point == "PreFlight":  # no host touched at all
             assert all(stage == "PreFlight" for event in scenario.events() for stage in event[:1]), scenario.events()
             assert scenario.lab.running_guests() == before
-    entry = [item for item in report["hosts_failed"] + report["hosts_skipped"] if item["host"] == "hv2"][0]
+    [entry] = [item for item in report["hosts_failed"] if item["host"] == "hv2"]
     if point == "capacity":
         assert "t-huge" in entry["reason"] and "needs %d MiB" % (scenario.lab.schedulable_memory_mib() + 200) \
             in entry["reason"]
@@ -183,7 +183,9 @@ def test_check_mode_runs_nothing_and_shows_the_whole_plan(scenario: Run) -> None
         line = [item for item in lines if item.startswith("c%d/%s:" % (1 if host in C1 else 2, host))][0]
         assert all("%s -> " % guest in line for guest in guests), line
         assert line in scenario.output
-    stages = report["hosts_updated"][0]["stages"]
+    assert report["hosts_updated"] == [] and [entry["host"] for entry in report["hosts_planned"]] == ALL
+    assert "6 planned, 0 skipped, 0 failed of 6 host(s) (check mode" in report["details"]
+    stages = report["hosts_planned"][0]["stages"]
     assert [stages[stage]["status"] for stage in STAGES] == ["would_run"] * 4
 
 

@@ -257,7 +257,7 @@ def play_with_a_death_mid_migration(scenario: Run, lab: Lab, seen: Dict[str, str
 @pytest.mark.parametrize("forced", [False, True], ids=["fail-fast", "forced"])
 def test_the_source_libvirtd_dying_during_the_evacuation(scenario: Run, lab: Lab, forced: bool) -> None:
     # hv1 is evacuated one guest at a time; its first migration is held at the target, then hv1's libvirtd
-    # is killed. The evacuation fails, hv1 leaves maintenance; fail-fast aborts, forced skips hv1 and goes on.
+    # is killed. The evacuation fails, hv1 leaves maintenance; fail-fast aborts, forced fails hv1 and goes on.
     ensure_guest(lab, "hv1")
     scenario.hooks(C1)
     before = lab.running_guests()
@@ -279,9 +279,10 @@ def test_the_source_libvirtd_dying_during_the_evacuation(scenario: Run, lab: Lab
     assert "not moved, so still running here though libvirt could not confirm it: %s" % ", ".join(
         sorted(evacuated)) in entry["reason"]
     assert ["Maintenance", "hv1"] not in [event[:2] for event in scenario.events()]
-    if forced:  # hv1 is skipped with its reason; the run goes on without hv1 as a target
-        assert scenario.completed.returncode == 0 and report["success"], scenario.output
-        assert scenario.statuses() == {"hv1": ("skipped", "maintenance mode"), "hv2": ("updated", ""),
+    if forced:  # hv1 is failed with its reason; the run goes on without hv1 as a target, and exits 2
+        assert scenario.completed.returncode == 2 and not report["success"], scenario.output
+        assert not report["details"].startswith("aborted"), report["details"]
+        assert scenario.statuses() == {"hv1": ("failed", "maintenance mode"), "hv2": ("updated", ""),
                                        "hv3": ("updated", "")}, report["details"]
         moved_to = {move["target"] for host in ("hv2", "hv3")
                     for move in entry_of(report, host)["evacuation"]["moves"]}

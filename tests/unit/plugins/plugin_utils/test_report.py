@@ -53,3 +53,14 @@ def test_a_clean_run_succeeds_and_reads_well() -> None:
     assert report_lines(report) == [
         "Rolling maintenance r1: SUCCESS - 1 updated, 0 skipped, 0 failed of 3 host(s)",
         "  updated  c1/hv1  [1 guest(s) moved: web->hv2]  PreFlight ok 1.5s"]
+
+
+def test_check_mode_lists_hosts_as_planned_never_as_updated() -> None:
+    would_run = {"status": "would_run", "rc": None}
+    report = build_report(RUN, [record("hv1", "planned", stages={"PreFlight": would_run})], {}, {"check_mode": True})
+    assert report["hosts_updated"] == [] and [entry["host"] for entry in report["hosts_planned"]] == ["hv1"]
+    assert report["success"]
+    assert report_lines(report) == [
+        "Rolling maintenance r1: SUCCESS - 1 planned, 0 skipped, 0 failed of 3 host(s) (check mode: no script ran, "
+        "nothing was migrated or disabled)",
+        "  planned  c1/hv1  PreFlight would_run"]
