@@ -43,6 +43,10 @@ class ActionModule(ValidatingAction):
             "clusters_left_disabled": task_vars.get("rm_disabled_clusters") or [],
             "enable_failures": task_vars.get("rm_enable_failures") or [],
             "resumed_from": recovery.get("resumed_from", ""), "found": recovery.get("lines") or [],
+            "maintenance_scripts": {
+                host: {"found": hostvars[host]["rm_scripts"].get("Maintenance") not in ("skipped", None),
+                       "hooks_dir": str(hostvars[host].get("rm_scripts_looked_in", ""))}
+                for host in run["hosts"] if host in hostvars and hostvars[host].get("rm_scripts")},
         }
         plan = task_vars.get("rm_plan") or {}
         report = build_report(run, records, plan, state)

@@ -18,7 +18,8 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
     status, stage, reason, start, end, stages, evacuation), in the order of the run; ``plan``: what
     capacity_plan returned; ``state``: aborted, abort_reason, forced, check_mode, started, ended,
     cancel_failures (hosts that could not leave maintenance), clusters_left_disabled, enable_failures,
-    resumed_from (the interrupted run this one took up), found (what earlier runs left, and what was done).
+    resumed_from (the interrupted run this one took up), found (what earlier runs left, and what was done),
+    maintenance_scripts (host -> found, hooks_dir, for the hosts whose scripts were looked up).
     """
     updated: List[Dict[str, Any]] = []
     planned: List[Dict[str, Any]] = []  # check mode: every step would run, none did
@@ -47,6 +48,9 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
     aborted = bool(state.get("aborted"))
     success = not aborted and not failed and not leftovers
     details = _details(run, aborted, state, updated, planned, skipped, failed)
+    missing = missing_maintenance_scripts(state.get("maintenance_scripts") or {})
+    if missing:
+        details = "%s; %s" % (missing, details)
     return {
         "success": success,
         "details": details,
@@ -66,6 +70,16 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
         "hosts_skipped": skipped,
         "hosts_failed": failed,
     }
+
+
+def missing_maintenance_scripts(scripts: Mapping[str, Mapping[str, Any]]) -> str:
+    """SPEC: a run in which no host in scope has a Maintenance script (most often a mistyped rm_hooks_dir)
+    says so first, naming where it looked; empty when some host has one."""
+    if not scripts or any(item.get("found") for item in scripts.values()):
+        return ""
+    where = ", ".join(sorted({str(item.get("hooks_dir") or "?") for item in scripts.values()}))
+    return "no host in scope has a Maintenance script (looked in %s): nothing was maintained; is rm_hooks_dir " \
+           "right?" % where
 
 
 def _details(run: Mapping[str, Any], aborted: bool, state: Mapping[str, Any], updated: Sequence[Any],

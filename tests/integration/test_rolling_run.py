@@ -55,6 +55,18 @@ def test_hosts_that_need_no_maintenance_are_skipped_with_the_spec_reasons(scenar
     assert scenario.lab.running_guests() == before  # nothing was moved
 
 
+def test_a_run_where_no_host_has_a_maintenance_script_names_the_hooks_dir_first(scenario: Run) -> None:
+    scenario.hooks(C1)
+    typo = "/etc/kvm-rolling-maintenance/hook"  # one letter short: every host's scripts are elsewhere
+    report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_hooks_dir=%s" % typo)
+    assert report["details"].startswith("no host in scope has a Maintenance script (looked in %s): nothing was "
+                                        "maintained; is rm_hooks_dir right?" % typo), report["details"]
+    assert [entry["host"] for entry in report["hosts_skipped"]] == C1 and scenario.events() == []
+    lines = scenario.output.splitlines()
+    assert any(line.startswith("Rolling maintenance ") and "no host in scope has a Maintenance script" in line
+               for line in lines), scenario.output[-3000:]
+
+
 def _fail_capacity_recheck(run: Run, host: str) -> threading.Thread:
     """While HOST's PreMaintenance waits, a guest too big for any host appears on it: the re-check must refuse."""
     started, proceed = run.dir / "premaintenance-started", run.dir / "proceed"

@@ -64,3 +64,15 @@ def test_check_mode_lists_hosts_as_planned_never_as_updated() -> None:
         "Rolling maintenance r1: SUCCESS - 1 planned, 0 skipped, 0 failed of 3 host(s) (check mode: no script ran, "
         "nothing was migrated or disabled)",
         "  planned  c1/hv1  PreFlight would_run"]
+
+
+def test_a_run_where_no_host_has_a_maintenance_script_says_so_first() -> None:
+    skipped = [record(host, "skipped", stage="Maintenance", reason="There is no maintenance script on the host")
+               for host in ("hv1", "hv2", "hv3")]
+    scripts = {host: {"found": False, "hooks_dir": "/etc/kvm-rolling-maintenace/hooks"} for host in ("hv1", "hv2", "hv3")}
+    lines = report_lines(build_report(RUN, skipped, {}, {"maintenance_scripts": scripts}))
+    assert lines[0] == ("Rolling maintenance r1: SUCCESS - no host in scope has a Maintenance script (looked in "
+                        "/etc/kvm-rolling-maintenace/hooks): nothing was maintained; is rm_hooks_dir right?; "
+                        "0 updated, 3 skipped, 0 failed of 3 host(s)")
+    scripts["hv2"]["found"] = True  # one host has one: nothing to say
+    assert "Maintenance script" not in build_report(RUN, skipped, {}, {"maintenance_scripts": scripts})["details"]
