@@ -13,7 +13,11 @@ from typing import Any, Dict
 from ansible.errors import AnsibleActionFail
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import build_report, report_lines
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import (
+    build_report,
+    report_lines,
+    standing_cancel_failures,
+)
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._scope import RUN_ID_PATTERN
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"path": {"type": "path", "default": ""}}
@@ -39,7 +43,10 @@ class ActionModule(ValidatingAction):
             "forced": _truthy(task_vars.get("rm_forced")), "check_mode": bool(task_vars.get("ansible_check_mode")),
             "started": task_vars.get("rm_run_started", ""),
             "ended": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "cancel_failures": task_vars.get("rm_cancel_failures") or [],
+            "cancel_failures": standing_cancel_failures(
+                task_vars.get("rm_cancel_failures") or [],
+                [result.get("item") for result in (task_vars.get("rm_final_leave") or {}).get("results") or ()
+                 if result.get("in_maintenance") is False]),
             "clusters_left_disabled": task_vars.get("rm_disabled_clusters") or [],
             "enable_failures": task_vars.get("rm_enable_failures") or [],
             "resumed_from": recovery.get("resumed_from", ""), "found": recovery.get("lines") or [],

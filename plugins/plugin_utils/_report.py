@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Collection, Dict, List, Mapping, Sequence
 
 SUMMARY_STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
 
@@ -70,6 +70,12 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
         "hosts_skipped": skipped,
         "hosts_failed": failed,
     }
+
+
+def standing_cancel_failures(failures: Sequence[str], left_on_retry: Collection[str]) -> List[str]:
+    """The failures to leave maintenance ("HOST (why)") that still stand: the finish retries leaving, and a host
+    it took out of maintenance has nothing left to report."""
+    return [failure for failure in failures if failure.split(" (", 1)[0] not in left_on_retry]
 
 
 def missing_maintenance_scripts(scripts: Mapping[str, Mapping[str, Any]]) -> str:

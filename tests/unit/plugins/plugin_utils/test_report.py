@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import build_report, report_lines
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._report import build_report, report_lines, standing_cancel_failures
 
 RUN = {"run_id": "r1", "kind": "rm_clusters", "names": ["c1"], "hosts": ["hv1", "hv2", "hv3"]}
 STAGE = {"status": "ok", "rc": 0, "duration": 1.5, "stdout_tail": "done\n", "stderr_tail": ""}
@@ -76,3 +76,9 @@ def test_a_run_where_no_host_has_a_maintenance_script_says_so_first() -> None:
                         "0 updated, 3 skipped, 0 failed of 3 host(s)")
     scripts["hv2"]["found"] = True  # one host has one: nothing to say
     assert "Maintenance script" not in build_report(RUN, skipped, {}, {"maintenance_scripts": scripts})["details"]
+
+
+def test_a_host_the_finish_took_out_of_maintenance_has_no_attention_line() -> None:
+    failures = ["hv1 (unreachable)", "hv2 (libvirt: connection refused)"]
+    assert standing_cancel_failures(failures, ["hv1"]) == ["hv2 (libvirt: connection refused)"]
+    assert standing_cancel_failures(failures, []) == failures
