@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -209,3 +210,29 @@ def test_a_cluster_the_admin_disabled_is_left_as_it_was(scenario: Run) -> None:
     assert scenario.completed.returncode == 0 and report["success"], scenario.output
     assert [entry["host"] for entry in report["hosts_updated"]] == C1
     assert not [event for event in scenario.events() if event[0] in ("disable", "enable")]
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["fail-fast", "forced"])
+def test_a_cluster_whose_disable_command_fails_has_none_of_its_hosts_maintained(scenario: Run, forced: bool) -> None:
+    scenario.hooks(ALL)
+    refuse_c1 = ("sh -c 'echo disable $RM_CLUSTER >> %s; [ $RM_CLUSTER != c1 ] || { echo scheduler says no >&2; "
+                 "exit 3; }'" % scenario.log)
+    report = scenario.play("-e", "rm_zones=z1", "-e", json.dumps({"rm_cluster_disable_command": refuse_c1}),
+                           *(["-e", "rm_forced=true"] if forced else []))
+    assert scenario.completed.returncode == 2 and not report["success"], scenario.output[-3000:]
+    statuses = scenario.statuses()
+    failed_in_c1 = C1 if forced else ["hv1"]  # fail-fast stops at the first: the others are not started
+    assert {host: statuses[host] for host in C1} == {
+        host: ("failed", "disable cluster") if host in failed_in_c1 else ("skipped", "not started") for host in C1}
+    for entry in report["hosts_failed"]:
+        assert "exited 3: scheduler says no" in entry["reason"], entry
+    for host in C1:  # PreFlight ran everywhere in parallel; nothing after it on c1
+        assert scenario.stages_run(host) == ["PreFlight"], scenario.events()
+    c2 = [host for host in ALL if host not in C1]
+    if forced:  # the run goes on with the next cluster
+        assert {host: statuses[host] for host in c2} == {host: ("updated", "") for host in c2}, statuses
+    else:
+        assert report["details"].startswith("aborted: hv1: disable cluster:"), report["details"]
+        assert {host: statuses[host] for host in c2} == {host: ("skipped", "not started") for host in c2}
+    # the finish still takes c1's marks back (the fixture checks none is left) and tells the scheduler
+    assert ["enable", "c1"] in scenario.events()
