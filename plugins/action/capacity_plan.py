@@ -9,13 +9,15 @@ from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import plan_scope
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import expected_skip, plan_scope
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "hosts": {"type": "list", "elements": "str", "required": True},
     "facts_var": {"type": "str", "default": "rm_hypervisor"},
     "errors_var": {"type": "str", "default": "rm_gather_error"},
     "fail_on_infeasible": {"type": "bool", "default": True},
+    # Plan the hosts that will be skipped (no Maintenance script, PreFlight exit 70) as skips.
+    "plan_skips": {"type": "bool", "default": False},
 }
 
 
@@ -39,7 +41,9 @@ class ActionModule(ValidatingAction):
 
         try:
             errors = {host: str(hostvars[host].get(args["errors_var"]) or "") for host in args["hosts"]}
-            plan = plan_scope(args["hosts"], inventory, host_vars, facts, errors)
+            skips = {host: expected_skip(hostvars[host].get("rm_scripts"), hostvars[host].get("rm_record"))
+                     for host in args["hosts"]} if args["plan_skips"] else {}
+            plan = plan_scope(args["hosts"], inventory, host_vars, facts, errors, skips)
         except ValueError as exc:
             raise AnsibleActionFail("capacity check: %s" % exc)
         result = dict(plan)

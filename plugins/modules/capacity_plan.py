@@ -47,6 +47,13 @@ options:
     description: Fail the task, naming every guest that cannot move and why, when any host cannot be evacuated.
     type: bool
     default: true
+  plan_skips:
+    description:
+      - Plan as skips the hosts of O(hosts) the run will skip: those whose C(rm_scripts) (from the gather) has no
+        C(Maintenance) script, and those whose C(rm_record) says PreFlight exited 70.
+      - A skipped host is not evacuated; its guests stay where they are and it stays a target for the others.
+    type: bool
+    default: false
 notes:
   - It changes nothing anywhere; check mode gives the same result.
 """
@@ -83,10 +90,16 @@ problems:
   description: Host name to why it cannot be evacuated.
   returned: always
   type: dict
+skips:
+  description: Host name to why the run will skip it (with O(plan_skips)); such a host is not evacuated in the plan.
+  returned: always
+  type: dict
+  sample: {"hv3": "There is no maintenance script on the host"}
 lines:
   description: The plan in words, one line per host in the order of the run.
   returned: always
   type: list
   elements: str
-  sample: ["c1/hv1: hv1-vm1 -> hv2, hv1-vm2 -> hv3", "c1/hv2: no running guest to move"]
+  sample: ["c1/hv1: hv1-vm1 -> hv2, hv1-vm2 -> hv3", "c1/hv2: no running guest to move",
+           "c1/hv3: expected to be skipped (There is no maintenance script on the host): not evacuated, stays a target"]
 """

@@ -14,6 +14,20 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order impo
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._placement import host_capacity, plan_cluster
 
 DEFAULT_RESERVED_MEMORY_MIB = 1024
+# SPEC reasons of the skips the plan can foresee.
+NO_MAINTENANCE_SCRIPT = "There is no maintenance script on the host"
+PREFLIGHT_NO_MAINTENANCE = "Pre-flight stage set to avoid maintenance"
+
+
+def expected_skip(scripts: Optional[Mapping[str, Any]], record: Optional[Mapping[str, Any]]) -> str:
+    """Why a host will be skipped, as far as the gather (its stage scripts) and PreFlight (its record)
+    tell; "" when it is to be maintained. A skipped host is not evacuated and stays a target."""
+    preflight = ((record or {}).get("stages") or {}).get("PreFlight") or {}
+    if preflight.get("status") == "no_maintenance":
+        return PREFLIGHT_NO_MAINTENANCE
+    if (scripts or {}).get("Maintenance") == "skipped":
+        return NO_MAINTENANCE_SCRIPT
+    return ""
 
 
 def transitional_guests(host: str, facts: Optional[Mapping[str, Any]]) -> List[str]:
@@ -25,7 +39,8 @@ def transitional_guests(host: str, facts: Optional[Mapping[str, Any]]) -> List[s
 
 def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callable[[str], Mapping[str, Any]],
                facts: Callable[[str], Optional[Mapping[str, Any]]],
-               gather_errors: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+               gather_errors: Optional[Mapping[str, str]] = None,
+               skips: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     """Plan the evacuation of every host of ``scope`` (in that order), cluster by cluster.
 
     ``inventory`` is every inventory host in inventory order: the other hosts of a cluster are its
@@ -35,11 +50,15 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
     not gathered, the host was unreachable).
 
     ``gather_errors`` (host -> why its facts could not be gathered) makes those hosts of the scope problems.
+    ``skips`` (host -> why it will be skipped, expected_skip) are hosts of the scope that are not evacuated:
+    their guests stay, and they stay targets for the others.
 
     Returns ``clusters`` (each plan as a dict, plus ``blocked``: the transitional guests that block it),
     ``moves`` (host -> its planned moves, each with the target's migration URI), ``problems``
-    (host -> why it cannot be evacuated), ``lines`` (the plan in words) and ``feasible``.
+    (host -> why it cannot be evacuated), ``skips``, ``lines`` (the plan in words, host by host in the
+    order of the run) and ``feasible``.
     """
+    skips = {host: reason for host, reason in (skips or {}).items() if reason and host in scope}
     cluster_of = {host: str(host_vars(host).get("rm_cluster") or "") for host in inventory}
     for host in scope:
         cluster_of.setdefault(host, str(host_vars(host).get("rm_cluster") or ""))
@@ -49,7 +68,7 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
     ordered = group_by_cluster(scope, cluster_of.__getitem__)
     for cluster in dict.fromkeys(cluster_of[host] for host in ordered):
         members = [host for host in inventory if cluster_of[host] == cluster]
-        evacuate = [host for host in ordered if cluster_of[host] == cluster]
+        evacuate = [host for host in ordered if cluster_of[host] == cluster and host not in skips]
         blocked = [guest for host in members for guest in transitional_guests(host, facts(host))]
         plan = plan_cluster([_capacity(host, cluster, host_vars(host), facts(host)) for host in members], evacuate)
         for step in plan.steps:
@@ -64,21 +83,23 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
                                  "target_uri": _migration_uri(move.target, host_vars(move.target))}
                                 for move in step.moves]
         clusters.append(dict(plan.to_dict(), blocked=blocked, feasible=plan.feasible and not blocked))
-    return {"clusters": clusters, "moves": moves, "problems": problems, "order": ordered,
-            "feasible": not problems, "lines": plan_lines(clusters, problems)}
+    return {"clusters": clusters, "moves": moves, "problems": problems, "skips": skips, "order": ordered,
+            "feasible": not problems, "lines": plan_lines(ordered, cluster_of, moves, problems, skips)}
 
 
-def plan_lines(clusters: Sequence[Mapping[str, Any]], problems: Mapping[str, str]) -> List[str]:
+def plan_lines(ordered: Sequence[str], cluster_of: Mapping[str, str], moves: Mapping[str, Sequence[Mapping[str, str]]],
+               problems: Mapping[str, str], skips: Mapping[str, str]) -> List[str]:
     """The plan as an operator reads it: one line per host, in the order of the run."""
     lines = []
-    for cluster in clusters:
-        for step in cluster["steps"]:
-            host = step["host"]
-            if host in problems:
-                lines.append("%s/%s: cannot be maintained: %s" % (cluster["cluster"], host, problems[host]))
-            else:
-                moves = ", ".join("%s -> %s" % (move["vm"], move["target"]) for move in step["moves"])
-                lines.append("%s/%s: %s" % (cluster["cluster"], host, moves or "no running guest to move"))
+    for host in ordered:
+        where = "%s/%s" % (cluster_of[host], host)
+        if host in skips:
+            lines.append("%s: expected to be skipped (%s): not evacuated, stays a target" % (where, skips[host]))
+        elif host in problems:
+            lines.append("%s: cannot be maintained: %s" % (where, problems[host]))
+        else:
+            words = ", ".join("%s -> %s" % (move["vm"], move["target"]) for move in moves.get(host) or ())
+            lines.append("%s: %s" % (where, words or "no running guest to move"))
     return lines
 
 

@@ -64,7 +64,7 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
         "resumed_from": state.get("resumed_from") or "",
         "found": list(state.get("found") or ()),
         "plan": {"clusters": list(plan.get("clusters") or []), "lines": list(plan.get("lines") or []),
-                 "problems": dict(plan.get("problems") or {})},
+                 "problems": dict(plan.get("problems") or {}), "skips": dict(plan.get("skips") or {})},
         "hosts_updated": updated,
         "hosts_planned": planned,
         "hosts_skipped": skipped,

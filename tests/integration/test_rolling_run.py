@@ -50,6 +50,13 @@ def test_hosts_that_need_no_maintenance_are_skipped_with_the_spec_reasons(scenar
                        "hv2": ("PreMaintenance", "Pre-maintenance stage set to avoid maintenance"),
                        "hv3": ("Maintenance", "There is no maintenance script on the host")}
     assert report["success"] and report["hosts_updated"] == []
+    # The plan foresees the skips it can (no Maintenance script; PreFlight 70, planned again after PreFlight):
+    # those hosts are not evacuated and stay targets. PreMaintenance 70 only shows on the day.
+    assert report["plan"]["skips"] == {"hv1": "Pre-flight stage set to avoid maintenance",
+                                       "hv3": "There is no maintenance script on the host"}, report["plan"]
+    lines = report["plan"]["lines"]
+    assert lines[0] == "c1/hv1: expected to be skipped (Pre-flight stage set to avoid maintenance): not evacuated, " \
+                       "stays a target" and lines[2].startswith("c1/hv3: expected to be skipped"), lines
     assert scenario.stages_run("hv1") == ["PreFlight"]
     assert scenario.stages_run("hv2") == ["PreFlight", "PreMaintenance"]
     assert scenario.stages_run("hv3") == ["PreFlight"]

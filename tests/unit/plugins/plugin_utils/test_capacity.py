@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import plan_scope
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import (
+    NO_MAINTENANCE_SCRIPT,
+    PREFLIGHT_NO_MAINTENANCE,
+    expected_skip,
+    plan_scope,
+)
 
 
 def domain(name: str, memory: int = 512, **extra: Any) -> Dict[str, Any]:
@@ -64,3 +69,28 @@ def test_reserved_memory_and_overcommit_come_from_the_inventory() -> None:
     assert "needs 7500 MiB" in plan(["a1"], host_facts=big)["problems"]["a1"]  # 8192 - 1024 reserved
     generous = {name: dict(values, rm_reserved_host_memory_mib=0) for name, values in HOSTS.items()}
     assert plan(["a1"], host_vars=generous, host_facts=big)["feasible"]
+
+
+def test_a_host_expected_to_be_skipped_is_not_evacuated_and_stays_a_target() -> None:
+    """SPEC: a host that will be skipped keeps its guests, counts as a target, and the plan says so."""
+    host_vars = dict(HOSTS, a3={"rm_cluster": "ca"})
+    full = dict(FACTS, a2=facts(domain("big", memory=7000)), a3=facts())
+    # a2 skipped: its 7000 MiB guest stays put, and a1's guest may still go to a2 or a3.
+    result = plan_scope(["a1", "a2", "a3"], list(host_vars), host_vars.__getitem__, full.get,
+                        skips={"a2": NO_MAINTENANCE_SCRIPT})
+    assert result["feasible"] and result["skips"] == {"a2": NO_MAINTENANCE_SCRIPT}
+    assert "a2" not in result["moves"] and [move["target"] for move in result["moves"]["a1"]] == ["a3"]
+    assert result["lines"] == ["ca/a1: web1 -> a3",
+                               "ca/a2: expected to be skipped (%s): not evacuated, stays a target"
+                               % NO_MAINTENANCE_SCRIPT,
+                               "ca/a3: web1 -> a1"]  # web1 came to a3; a1 is done by then
+    # Without the skip, a2's big guest must move while a1's guest sits on a3 or a1: the plan is the whole sequence.
+    assert plan_scope(["a1", "a2", "a3"], list(host_vars), host_vars.__getitem__, full.get)["moves"]["a2"]
+
+
+def test_expected_skips_come_from_the_scripts_and_preflight() -> None:
+    assert expected_skip({"Maintenance": "skipped"}, None) == NO_MAINTENANCE_SCRIPT
+    assert expected_skip({"Maintenance": "would_run"}, {"stages": {"PreFlight": {"status": "no_maintenance"}}}) \
+        == PREFLIGHT_NO_MAINTENANCE
+    assert expected_skip({"Maintenance": "would_run"}, {"stages": {"PreFlight": {"status": "ok"}}}) == ""
+    assert expected_skip(None, None) == ""
