@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import group_by_cluster
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_settings import host_settings
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._placement import host_capacity, plan_cluster
-
-DEFAULT_RESERVED_MEMORY_MIB = 1024
 # SPEC reasons of the skips the plan can foresee.
 NO_MAINTENANCE_SCRIPT = "There is no maintenance script on the host"
 PREFLIGHT_NO_MAINTENANCE = "Pre-flight stage set to avoid maintenance"
@@ -104,19 +103,16 @@ def plan_lines(ordered: Sequence[str], cluster_of: Mapping[str, str], moves: Map
 
 
 def _capacity(host: str, cluster: str, variables: Mapping[str, Any], facts: Optional[Mapping[str, Any]]) -> Any:
-    enabled = variables.get("rm_host_enabled", True)
+    settings = host_settings(host, variables)
     return host_capacity(
-        host, cluster, facts, tags=variables.get("rm_host_tags") or (),
-        cpu_overcommit=float(variables.get("rm_cpu_overcommit_ratio", 1.0)),
-        memory_overcommit=float(variables.get("rm_memory_overcommit_ratio", 1.0)),
-        reserved_memory_mib=variables.get("rm_reserved_host_memory_mib", DEFAULT_RESERVED_MEMORY_MIB),
-        override=variables.get("rm_host_capacity") or None,
-        available=bool(enabled) and str(enabled).lower() not in ("false", "no", "0"),
-        unavailable_reason="" if enabled else "disabled (rm_host_enabled)")
+        host, cluster, facts, tags=settings.tags, cpu_overcommit=settings.cpu_overcommit,
+        memory_overcommit=settings.memory_overcommit, reserved_memory_mib=settings.reserved_memory_mib,
+        override=settings.capacity or None, available=settings.enabled,
+        unavailable_reason="" if settings.enabled else "disabled (rm_host_enabled)")
 
 
 def _migration_uri(host: str, variables: Mapping[str, Any]) -> str:
-    uri = variables.get("rm_migration_uri")
+    uri = host_settings(host, variables).migration_uri
     if uri:
-        return str(uri)
+        return uri
     return "qemu+ssh://%s/system" % (variables.get("ansible_host") or host)

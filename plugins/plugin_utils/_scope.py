@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Sequence
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
-    EXECUTORS,
     PayloadError,
     positive_int,
     split_payload,
     validate_timing,
 )
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import group_by_cluster
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_settings import HostSettingsError, host_settings
 
 # Scope variable -> the host variable it matches (None: the inventory host name itself).
 SCOPES: Dict[str, Any] = {"rm_hosts": None, "rm_clusters": "rm_cluster", "rm_pods": "rm_pod", "rm_zones": "rm_zone"}
@@ -142,15 +142,19 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
     for host in matching:
         if not cluster_of[host]:
             problems.append("host %s has no rm_cluster: every host must belong to a cluster" % host)
-        executor = host_vars(host).get("rm_executor", "service")
-        if executor not in EXECUTORS:
-            problems.append("host %s: unknown rm_executor %r (expected %s)" % (host, executor, " or ".join(EXECUTORS)))
     if problems:
         raise ScopeError("; ".join(problems))
     hosts = group_by_cluster(matching, cluster_of.__getitem__)
     members: Dict[str, List[str]] = {}
     for cluster in dict.fromkeys(cluster_of[host] for host in hosts):
         members[cluster] = [host for host in inventory if cluster_of[host] == cluster]
+    for host in [host for cluster_members in members.values() for host in cluster_members]:
+        try:  # every host of the clusters concerned: the targets' capacity counts as much as the scope's
+            host_settings(host, host_vars(host))
+        except HostSettingsError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ScopeError("; ".join(problems))
     return Scope(run_id=run_id, kind=kind, names=asked, hosts=hosts,
                  cluster_of={host: cluster_of[host] for members_ in members.values() for host in members_},
                  members=members, settings=settings)

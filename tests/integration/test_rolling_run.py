@@ -191,7 +191,8 @@ def test_a_clean_run_on_another_ansible_core(scenario: Run, venv: Path) -> None:
 def test_check_mode_runs_nothing_and_shows_the_whole_plan(scenario: Run) -> None:
     scenario.hooks(ALL)
     before = scenario.lab.running_guests()
-    report = scenario.play("-e", "rm_zones=z1", "--check")
+    # A number given as -e NAME=VALUE is a string, as a survey answer is: it is taken as the number.
+    report = scenario.play("-e", "rm_zones=z1", "-e", "rm_reserved_host_memory_mib=1024", "--check")
     assert scenario.completed.returncode == 0, scenario.output
     assert report["check_mode"] and "check mode: no script ran, nothing was migrated or disabled" in report["details"]
     assert scenario.events() == []  # no stage script, no disable command
