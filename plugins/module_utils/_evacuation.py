@@ -5,8 +5,9 @@
 
 The evacuation talks to libvirt through objects handed to it (a connection factory), so its rules
 are tested with fakes: migrate each planned guest, several at a time; stop at the first failure,
-the deadline or a cancel request; abort what is in flight; make sure every guest still runs
-exactly once (resuming one that a failed migration left paused); report what moved where.
+the deadline, a cancel request or an error of its own; abort what is in flight at once; make sure
+every guest still runs exactly once (resuming one that our migration left paused, once its target is
+known not to run it; never touching one that runs on both hosts); report what moved where.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import VIR_DOMAIN_PAUSED
+from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import (
+    PAUSED_BY_MIGRATION,
+    VIR_DOMAIN_PAUSED,
+    paused_reasons,
+)
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
 
 # virDomainMigrateFlags (libvirt's stable ABI), so this file needs no libvirt import.
@@ -25,8 +30,8 @@ MIGRATE_LIVE = 1
 MIGRATE_PEER2PEER = 2
 MIGRATE_PERSIST_DEST = 8
 MIGRATE_UNDEFINE_SOURCE = 16
-# virDomainPausedReason values that a failed migration leaves behind (resumable where the guest is).
-PAUSED_REASONS_FROM_MIGRATION = (2, 5, 12, 13)  # migration, migration API (finish), postcopy, postcopy failed
+# The pauses a failed migration of ours leaves behind: the only ones the evacuation undoes.
+PAUSED_REASONS_FROM_MIGRATION = paused_reasons(PAUSED_BY_MIGRATION)
 # How often the evacuation looks at its migrations, the deadline and cancel requests.
 TICK_SECONDS = 0.2
 # How long aborted migrations get to wind down before the evacuation reports without them.
@@ -87,7 +92,9 @@ class MoveOutcome:
     vm: str
     uuid: str
     target: str
-    status: str  # moved, failed, aborted, not_started, gone (no longer running here: nothing to move)
+    # moved, failed, aborted, not_started, gone (no longer running here: nothing to move), on_both (it runs
+    # here and on its target: left untouched for the operator)
+    status: str
     seconds: float = 0.0
     error: str = ""
 
@@ -129,28 +136,34 @@ class Evacuation:
         running: Dict["Future[float]", PlannedMove] = {}
         local = self.connect(None)
         pool = ThreadPoolExecutor(max_workers=self.parallel)
-        stopped_at = 0.0
+        stopped_at: Optional[float] = None
         while pending or running:
-            while pending and len(running) < self.parallel and not self.stop_reason:
-                move = pending.pop(0)
-                self.outcomes[move.uuid].status = "migrating"
-                running[pool.submit(self._migrate, move)] = move
-            self._progress(began)
-            if not running:
-                break
-            done, _still = wait(list(running), timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._record(running.pop(future), future)
-            if not self.stop_reason:
-                if self.cancelled():
-                    self.stop_reason = "the evacuation was cancelled"
-                elif self.clock() >= deadline:
-                    self.timed_out = True
-                    self.stop_reason = "the host was not empty after %g s (rm_wait_maintenance_timeout)" % self.timeout
-                if self.stop_reason:
-                    stopped_at = self.clock()
-                    self._abort(local, running.values())
-            elif running and self.clock() - stopped_at > ABORT_GRACE_SECONDS:
+            try:
+                while pending and len(running) < self.parallel and not self.stop_reason:
+                    move = pending.pop(0)
+                    self.outcomes[move.uuid].status = "migrating"
+                    running[pool.submit(self._migrate, move)] = move
+                self._progress(began)
+                if not running:
+                    break
+                done, _still = wait(list(running), timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._record(running.pop(future), future)
+                if not self.stop_reason:
+                    if self.cancelled():
+                        self.stop_reason = "the evacuation was cancelled"
+                    elif self.clock() >= deadline:
+                        self.timed_out = True
+                        self.stop_reason = "the host was not empty after %g s (rm_wait_maintenance_timeout)" \
+                            % self.timeout
+            except Exception as exc:  # a libvirt or thread error of the evacuation itself: stop, abort, reconcile
+                self._fail(exc, "evacuating the host")
+                time.sleep(TICK_SECONDS)  # what is in flight winds down meanwhile; never spin
+            if self.stop_reason and stopped_at is None:
+                # At once, whatever stopped it (a failed migration too): nothing goes on while the host leaves.
+                stopped_at = self.clock()
+                self._abort(local, running.values())
+            elif running and stopped_at is not None and self.clock() - stopped_at > ABORT_GRACE_SECONDS:
                 # A migration stuck where an abort cannot reach it (e.g. opening the target's connection):
                 # stop waiting; where its guest runs is checked below like any other.
                 for move in running.values():
@@ -221,9 +234,11 @@ class Evacuation:
                 pass
 
     def _reconcile(self, local: Optional[Any]) -> None:
-        """After a stop, every guest not reported moved must run exactly once: here (resumed) or on its target.
+        """After a stop, every guest not reported moved must run exactly once: here or on its target.
 
-        With no answer from libvirt here, only the targets can be asked.
+        A guest paused here by our migration is resumed only once its target is known not to run it; one that
+        runs on both hosts is never touched (the operator decides which one lives). With no answer from
+        libvirt here, only the targets can be asked.
         """
         for move in self.moves:
             outcome = self.outcomes[move.uuid]
@@ -231,21 +246,28 @@ class Evacuation:
                 continue
             try:
                 domain = local.lookupByUUIDString(move.uuid) if local is not None else None
+                here = domain is not None and bool(domain.isActive())
             except Exception:
-                domain = None
-            if domain is not None and domain.isActive():
+                domain, here = None, False
+            on_target = self._runs_on_target(move)
+            unknown = " (libvirt on %s did not answer within %g s: whether it runs there is unknown)" % (
+                move.target, self.target_check_seconds)
+            if here and on_target:
+                outcome.status = "on_both"
+                outcome.error += " (it runs both here and on %s: left untouched on both)" % move.target
+            elif here:
                 state, reason = domain.state()[:2]
                 if state == VIR_DOMAIN_PAUSED and reason in PAUSED_REASONS_FROM_MIGRATION:
-                    domain.resume()
-                    outcome.error += " (it was left paused by the migration and has been resumed here)"
-                continue
-            on_target = self._runs_on_target(move)
-            if on_target:
+                    if on_target is None:
+                        outcome.error += unknown + "; left paused here"
+                    else:
+                        domain.resume()
+                        outcome.error += " (it was left paused by the migration and has been resumed here)"
+            elif on_target:
                 outcome.status = "moved"
                 outcome.error += " (yet it runs on %s: the migration completed)" % move.target
             elif on_target is None:
-                outcome.error += " (libvirt on %s did not answer within %g s: whether it runs there is unknown)" % (
-                    move.target, self.target_check_seconds)
+                outcome.error += unknown
 
     def _runs_on_target(self, move: PlannedMove) -> Optional[bool]:
         """Whether the guest runs on its target; None when the target's libvirt does not answer in time."""
@@ -276,29 +298,40 @@ class Evacuation:
         return sorted(domain.name() for domain in local.listAllDomains(1)  # 1: VIR_CONNECT_LIST_DOMAINS_ACTIVE
                       if domain.UUIDString() not in planned_elsewhere)
 
+    def _fail(self, exc: Exception, doing: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = "the evacuation failed: %s" % self.describe_error(exc, doing)
+
     def _progress(self, began: float) -> None:
+        """Report progress; a report that cannot be written (the state disk full) stops the evacuation."""
         counts: Dict[str, int] = {}
         for outcome in self.outcomes.values():
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        self.report({"total": len(self.moves), "counts": counts, "elapsed": round(self.clock() - began, 3),
-                     "migrating": sorted("%s -> %s" % (o.vm, o.target) for o in self.outcomes.values()
-                                         if o.status == "migrating")})
+        try:
+            self.report({"total": len(self.moves), "counts": counts, "elapsed": round(self.clock() - began, 3),
+                         "migrating": sorted("%s -> %s" % (o.vm, o.target) for o in self.outcomes.values()
+                                             if o.status == "migrating")})
+        except Exception as exc:
+            self._fail(exc, "writing the evacuation's progress")
 
     def _result(self, began: float, leftover: List[str]) -> Dict[str, Any]:
         outcomes = [asdict(self.outcomes[move.uuid]) for move in self.moves]
         moved = [o for o in outcomes if o["status"] == "moved"]
-        problems = [o for o in outcomes if o["status"] in ("failed", "aborted")]
+        problems = [o for o in outcomes if o["status"] in ("failed", "aborted", "on_both")]
+        on_both = ["%s (here and on %s)" % (o["vm"], o["target"]) for o in outcomes if o["status"] == "on_both"]
         status = "timeout" if self.timed_out else "failed" if self.stop_reason else "ok"
         msg = "%d of %d guests moved in %.1f s" % (len(moved), len(self.moves), self.clock() - began)
         if self.stop_reason:
             details = "; ".join("%s: %s" % (o["vm"], o["error"]) for o in problems if o["error"])
             msg = "%s; %s%s" % (self.stop_reason, msg, (" (%s)" % details) if details else "")
+        if on_both:
+            msg = "guest(s) running on two hosts, left untouched: %s; %s" % (", ".join(on_both), msg)
         if self.local_error and leftover:
             msg += "; not moved, so still running here though libvirt could not confirm it: %s" % ", ".join(leftover)
         if self.local_error:
             msg += " (%s)" % self.local_error
         return {"status": status, "msg": msg, "moves": outcomes, "moved": len(moved), "still_running": leftover,
-                "duration": round(self.clock() - began, 3)}
+                "on_both": on_both, "duration": round(self.clock() - began, 3)}
 
 
 class _Gone(Exception):

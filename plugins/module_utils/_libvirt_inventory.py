@@ -53,6 +53,30 @@ STATE_NAMES: Dict[int, str] = {
     VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
 }
 
+# virDomainPausedReason: its name, and what a guest paused for it is. The one table for the inventory (which
+# pauses leave a guest movable) and the evacuation (which pause it may undo): steady (by the user, unknown,
+# after a snapshot: movable, and never resumed by us), migration (our own migration paused it: resumed once
+# the guest is known to run nowhere else), and the rest: a job under way or an error (transitional).
+PAUSED_STEADY = "steady"
+PAUSED_BY_MIGRATION = "migration"
+PAUSED_TRANSITIONAL = "transitional"
+PAUSED_REASONS: Dict[int, Tuple[str, str]] = {
+    0: ("unknown", PAUSED_STEADY), 1: ("user", PAUSED_STEADY), 2: ("migration", PAUSED_BY_MIGRATION),
+    3: ("save", PAUSED_TRANSITIONAL), 4: ("dump", PAUSED_TRANSITIONAL), 5: ("ioerror", PAUSED_TRANSITIONAL),
+    6: ("watchdog", PAUSED_TRANSITIONAL), 7: ("from_snapshot", PAUSED_STEADY),
+    8: ("shutting_down", PAUSED_TRANSITIONAL), 9: ("snapshot", PAUSED_TRANSITIONAL),
+    10: ("crashed", PAUSED_TRANSITIONAL), 11: ("starting_up", PAUSED_TRANSITIONAL),
+    # Post-copy leaves part of the guest's memory on the other host: never resumed here (we never use it).
+    12: ("postcopy", PAUSED_TRANSITIONAL), 13: ("postcopy_failed", PAUSED_TRANSITIONAL),
+    14: ("api_error", PAUSED_TRANSITIONAL),
+}
+
+
+def paused_reasons(kind: str) -> Tuple[int, ...]:
+    """The virDomainPausedReason values of one kind (PAUSED_STEADY, PAUSED_BY_MIGRATION, ...)."""
+    return tuple(reason for reason, (_name, what) in sorted(PAUSED_REASONS.items()) if what == kind)
+
+
 REASON_NAMES: Dict[int, Dict[int, str]] = {
     VIR_DOMAIN_NOSTATE: {0: "unknown"},
     VIR_DOMAIN_RUNNING: {
@@ -61,11 +85,7 @@ REASON_NAMES: Dict[int, Dict[int, str]] = {
         11: "postcopy_failed",
     },
     VIR_DOMAIN_BLOCKED: {0: "unknown"},
-    VIR_DOMAIN_PAUSED: {
-        0: "unknown", 1: "user", 2: "migration", 3: "save", 4: "dump", 5: "ioerror", 6: "watchdog",
-        7: "from_snapshot", 8: "shutting_down", 9: "snapshot", 10: "crashed", 11: "starting_up",
-        12: "postcopy", 13: "postcopy_failed", 14: "api_error",
-    },
+    VIR_DOMAIN_PAUSED: {reason: name for reason, (name, _kind) in PAUSED_REASONS.items()},
     VIR_DOMAIN_SHUTDOWN: {0: "unknown", 1: "user"},
     VIR_DOMAIN_SHUTOFF: {
         0: "unknown", 1: "shutdown", 2: "destroyed", 3: "crashed", 4: "migrated", 5: "saved", 6: "failed",
@@ -78,7 +98,7 @@ REASON_NAMES: Dict[int, Dict[int, str]] = {
 # Reasons that leave a running or paused VM movable: everything else in those states means the VM is
 # being migrated, saved, dumped or snapshotted, is starting or shutting down, or is stuck on an error.
 _STEADY_RUNNING_REASONS = frozenset((0, 1, 2, 3, 4, 5, 6, 7, 8, 9))
-_STEADY_PAUSED_REASONS = frozenset((0, 1, 7))  # unknown, by the user, after restoring a snapshot
+_STEADY_PAUSED_REASONS = frozenset(paused_reasons(PAUSED_STEADY))
 
 # VIR_ERR_NO_DOMAIN: a domain that vanished between listing and reading (migrated away, undefined).
 _VIR_ERR_NO_DOMAIN = 42

@@ -18,7 +18,8 @@ description:
   - If a migration fails, the deadline passes or the run is cancelled, no further migration starts, those in
     flight are aborted, and the host leaves maintenance again. No guest is stopped or lost; one that a failed
     migration left paused is resumed; the result says which guests moved where and why the rest did not.
-  - With O(state=absent) the host leaves maintenance. Guests do not move back.
+  - With O(state=absent) the host leaves maintenance, once no evacuation runs on it any more (one still running is
+    cancelled and waited for first). Guests do not move back.
   - The plan (O(moves)) comes from the collection's placement planner; the module checks its shape, not
     its capacity.
   - The action plugin of the same name runs the evacuation detached from the connection and polls it every
@@ -117,8 +118,9 @@ in_maintenance:
   returned: always
   type: bool
 moves:
-  description: Each planned guest with how its move ended (V(moved), V(failed), V(aborted), V(not_started), or V(gone)
-    when it no longer ran here), its target, seconds taken and the error.
+  description: Each planned guest with how its move ended (V(moved), V(failed), V(aborted), V(not_started), V(gone)
+    when it no longer ran here, or V(on_both) when it runs here and on its target and was left untouched), its
+    target, seconds taken and the error.
   returned: when the evacuation ran
   type: list
   elements: dict
@@ -131,6 +133,19 @@ moved:
 still_running:
   description: Guests still running on the host when the evacuation ended.
   returned: when the evacuation ran
+  type: list
+  elements: str
+on_both:
+  description:
+    - Guests a half-failed migration left running on this host and on its target. They are never touched (no
+      resume, no destroy); the operator keeps one. The rolling maintenance stops and names them first.
+  returned: when the evacuation ran
+  type: list
+  elements: str
+stopped_evacuations:
+  description: With O(state=absent), the evacuation jobs still running on the host that were cancelled (and waited
+    for) before it left maintenance.
+  returned: with O(state=absent)
   type: list
   elements: str
 job_id:
@@ -156,11 +171,13 @@ msg:
 import os
 import time
 import traceback
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
+    ABORT_GRACE_SECONDS,
     MAINTENANCE_ARGUMENT_SPEC,
+    TARGET_CHECK_SECONDS,
     Evacuation,
     EvacuationError,
     parse_moves,
@@ -267,15 +284,42 @@ def in_maintenance(state_dir: str) -> bool:
     return read_mark(state_dir, MAINTENANCE_MARK) is not None
 
 
+# How long leaving maintenance waits for a cancelled evacuation to end: its aborts may take the grace period,
+# and each guest's final check the target check, after which the job writes its result.
+EVACUATION_STOP_SECONDS = int(ABORT_GRACE_SECONDS + TARGET_CHECK_SECONDS + 10)
+
+
+def stop_evacuations(store: JobStore, check_mode: bool) -> List[str]:
+    """Cancel every evacuation still running on this host and wait for it to end (its migrations aborted,
+    its guests reconciled): a host leaves maintenance only once nothing moves off it any more. Returns
+    the jobs stopped; raises JobError when one does not end."""
+    stopped = []
+    for job in store.running_jobs(current_boot_id()) if os.path.isdir(store.jobs_dir) else []:
+        if job.get("kind") != "evacuation" or check_mode:
+            continue
+        cancel(store, job["job_id"])
+        status, _fields = poll(store, job["job_id"], EVACUATION_STOP_SECONDS)
+        if status == "running":
+            raise JobError("the evacuation %s of run %s still runs %d s after it was cancelled: the host stays in "
+                           "maintenance; look at that job on the host" % (job["job_id"], job.get("run_id"),
+                                                                          EVACUATION_STOP_SECONDS))
+        stopped.append(job["job_id"])
+    return stopped
+
+
 def leave(module: AnsibleModule) -> Dict[str, Any]:
     state_dir = module.params["state_dir"]
+    stopped = stop_evacuations(JobStore(state_dir), module.check_mode)
     mark = read_mark(state_dir, MAINTENANCE_MARK)
+    stopped_words = "; the evacuation still running was stopped first (%s)" % ", ".join(stopped) if stopped else ""
     if mark is None:
-        return {"status": "ok", "in_maintenance": False, "changed": False, "msg": "the host was not in maintenance"}
+        return {"status": "ok", "in_maintenance": False, "changed": bool(stopped), "stopped_evacuations": stopped,
+                "msg": "the host was not in maintenance" + stopped_words}
     if not module.check_mode:
         remove_mark(state_dir, MAINTENANCE_MARK)
     return {"status": "ok", "in_maintenance": module.check_mode, "changed": True, "mark": mark,
-            "msg": "the host left maintenance (it was in maintenance for run %s)" % mark.get("run_id")}
+            "stopped_evacuations": stopped,
+            "msg": "the host left maintenance (it was in maintenance for run %s)%s" % (mark.get("run_id"), stopped_words)}
 
 
 def main() -> None:

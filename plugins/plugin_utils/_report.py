@@ -42,7 +42,9 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
         else:  # never reached: the run stopped before this host
             skipped.append(dict(entry, stage="not started", reason="the run was aborted before this host: %s"
                                 % (state.get("abort_reason") or "unknown reason")))
-    leftovers = ["host %s could not leave maintenance" % item for item in state.get("cancel_failures") or ()]
+    leftovers = ["guest %s runs on two hosts, left untouched on both: keep one, destroy the other" % guest
+                 for guest in guests_on_two_hosts(records)]
+    leftovers += ["host %s could not leave maintenance" % item for item in state.get("cancel_failures") or ()]
     leftovers += ["cluster %s is still disabled by this run" % item for item in state.get("clusters_left_disabled") or ()]
     leftovers += ["enabling cluster %s" % item for item in state.get("enable_failures") or ()]
     aborted = bool(state.get("aborted"))
@@ -70,6 +72,11 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
         "hosts_skipped": skipped,
         "hosts_failed": failed,
     }
+
+
+def guests_on_two_hosts(records: Sequence[Mapping[str, Any]]) -> List[str]:
+    """The guests an evacuation left running on its host and on its target: they head the report."""
+    return [guest for record in records for guest in (record.get("evacuation") or {}).get("on_both") or ()]
 
 
 def standing_cancel_failures(failures: Sequence[str], left_on_retry: Collection[str]) -> List[str]:

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from ansible_collections.kvmops.rolling.plugins.module_utils import _evacuation as evacuation_module
 from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
     Evacuation,
     EvacuationError,
@@ -47,6 +48,8 @@ class FakeCloud:
         # Hosts whose libvirtd hangs: connecting to them blocks until the event is set.
         self.hung: set = set()
         self.unhang = threading.Event()
+        # Guests that also run on another host (a migration that half-failed): guest -> that host.
+        self.also_on: Dict[str, str] = {}
 
     def connect(self, uri: Optional[str]) -> "FakeConn":
         host = "src" if uri is None else uri.split("//")[1].split("/")[0]
@@ -76,7 +79,7 @@ class FakeConn:
 
     def lookupByUUIDString(self, uuid: str) -> "FakeDomain":  # noqa: N802 - libvirt's name
         self.check_alive()
-        if self.cloud.where.get(uuid) != self.host:
+        if self.cloud.where.get(uuid) != self.host and self.cloud.also_on.get(uuid) != self.host:
             raise FakeError("Domain not found: no domain with matching uuid '%s'" % uuid)
         return FakeDomain(self.cloud, uuid)
 
@@ -148,10 +151,11 @@ def plan(*pairs: str) -> List[PlannedMove]:
 
 
 def evacuate(cloud: FakeCloud, moves: List[PlannedMove], parallel: int = 2, timeout: float = 10,
-             cancelled: Any = lambda: False) -> Dict[str, Any]:
+             cancelled: Any = lambda: False, report: Any = None, target_check_seconds: float = 30) -> Dict[str, Any]:
     reports: List[Dict[str, Any]] = []
     result = Evacuation(cloud.connect, moves, parallel, timeout, lambda exc, doing: "%s: %s" % (doing, exc),
-                        report=reports.append, cancelled=cancelled).run()
+                        report=report or reports.append, cancelled=cancelled,
+                        target_check_seconds=target_check_seconds).run()
     result["reports"] = reports
     return result
 
@@ -186,6 +190,69 @@ def test_the_deadline_aborts_what_is_in_flight_and_resumes_a_paused_guest() -> N
     assert statuses == {"a": "moved", "b": "aborted"}
     assert cloud.aborted == {"b"} and cloud.paused == {}  # resumed where it was
     assert "resumed" in [m for m in result["moves"] if m["vm"] == "b"][0]["error"]
+
+
+def test_a_failed_migration_aborts_the_others_in_flight_at_once() -> None:
+    """Nothing goes on moving while the host leaves maintenance: a's migration is aborted as soon as b's fails."""
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.hang.add("a")  # would never end by itself
+    cloud.fail["b"] = "unable to connect to server at 'h3:16509': Connection refused"
+    began = time.monotonic()
+    result = evacuate(cloud, plan("a>h2", "b>h3"), parallel=2)
+    assert cloud.aborted == {"a"}
+    assert time.monotonic() - began < evacuation_module.ABORT_GRACE_SECONDS  # not left to the grace period
+    assert {move["vm"]: move["status"] for move in result["moves"]} == {"a": "aborted", "b": "failed"}
+    assert cloud.where == {"a": "src", "b": "src"} and cloud.paused == {}  # a resumed: h2 does not run it
+
+
+def test_a_paused_guest_is_resumed_only_once_its_target_is_known_not_to_run_it() -> None:
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.hang.update({"a", "b"})
+    cloud.hung.add("h2")  # a's target does not answer the final check
+    try:
+        result = evacuate(cloud, plan("a>h2", "b>h3"), timeout=0.2, target_check_seconds=0.1)
+    finally:
+        cloud.unhang.set()
+    assert cloud.paused == {"a": 2}, cloud.paused  # a stays paused: where it runs is unknown; b was resumed
+    error = [move for move in result["moves"] if move["vm"] == "a"][0]["error"]
+    assert "libvirt on h2 did not answer within 0.1 s" in error and error.endswith("; left paused here")
+
+
+def test_a_guest_running_on_both_hosts_is_left_untouched_and_named_first() -> None:
+    cloud = FakeCloud({"src": ["a"]})
+    cloud.hang.add("a")
+    cloud.also_on["a"] = "h2"  # the target runs it too, while the source has it paused
+    result = evacuate(cloud, plan("a>h2"), timeout=0.2)
+    assert result["moves"][0]["status"] == "on_both" and cloud.paused == {"a": 2}  # not resumed
+    assert result["on_both"] == ["a (here and on h2)"]
+    assert result["msg"].startswith("guest(s) running on two hosts, left untouched: a (here and on h2); ")
+
+
+@pytest.mark.parametrize("reason", [1, 5], ids=["by-the-operator", "io-error"])
+def test_a_pause_the_migration_did_not_cause_is_never_undone(reason: int) -> None:
+    cloud = FakeCloud({"src": ["a"]})
+    cloud.fail["a"] = "migration failed"
+    cloud.paused["a"] = reason
+    result = evacuate(cloud, plan("a>h2"))
+    assert result["status"] == "failed" and cloud.paused == {"a": reason}
+    assert "resumed" not in result["moves"][0]["error"]
+
+
+def test_an_error_of_the_evacuation_itself_aborts_and_reconciles() -> None:
+    """The state disk full while writing progress: what is in flight is aborted and every guest checked."""
+    cloud = FakeCloud({"src": ["a", "b"]})
+    cloud.hang.add("b")
+    written: List[Dict[str, Any]] = []
+
+    def report(progress: Dict[str, Any]) -> None:
+        if progress["counts"].get("moved"):
+            raise OSError(28, "No space left on device")
+        written.append(progress)
+
+    result = evacuate(cloud, plan("a>h2", "b>h3"), report=report)
+    assert result["status"] == "failed" and "the evacuation failed" in result["msg"]
+    assert "No space left on device" in result["msg"]
+    assert cloud.aborted == {"b"} and cloud.where == {"a": "h2", "b": "src"} and cloud.paused == {}
 
 
 def test_a_cancel_request_stops_the_evacuation() -> None:

@@ -82,3 +82,13 @@ def test_a_host_the_finish_took_out_of_maintenance_has_no_attention_line() -> No
     failures = ["hv1 (unreachable)", "hv2 (libvirt: connection refused)"]
     assert standing_cancel_failures(failures, ["hv1"]) == ["hv2 (libvirt: connection refused)"]
     assert standing_cancel_failures(failures, []) == failures
+
+
+def test_a_guest_running_on_two_hosts_heads_the_report() -> None:
+    evacuation = {"status": "failed", "on_both": ["web (here and on hv2)"], "moves": []}
+    report = build_report(RUN, [record("hv1", "failed", stage="maintenance mode", reason="x", evacuation=evacuation)],
+                          {}, {"cancel_failures": ["hv3 (unreachable)"]})
+    assert report_lines(report)[0] == (
+        "ATTENTION: guest web (here and on hv2) runs on two hosts, left untouched on both: keep one, destroy the "
+        "other; host hv3 (unreachable) could not leave maintenance")
+    assert not report["success"]
