@@ -16,11 +16,12 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import (
     PAUSED_BY_MIGRATION,
     VIR_DOMAIN_PAUSED,
+    VIR_ERR_NO_DOMAIN,
     paused_reasons,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
@@ -159,11 +160,15 @@ class Evacuation:
             except Exception as exc:  # a libvirt or thread error of the evacuation itself: stop, abort, reconcile
                 self._fail(exc, "evacuating the host")
                 time.sleep(TICK_SECONDS)  # what is in flight winds down meanwhile; never spin
-            if self.stop_reason and stopped_at is None:
-                # At once, whatever stopped it (a failed migration too): nothing goes on while the host leaves.
+            if not self.stop_reason:
+                continue
+            if stopped_at is None:
                 stopped_at = self.clock()
+            if running and self.clock() - stopped_at <= ABORT_GRACE_SECONDS:
+                # At once, whatever stopped it (a failed migration too), and again every tick: a migration that
+                # started an instant before the stop had no job to abort yet. Nothing moves while the host leaves.
                 self._abort(local, running.values())
-            elif running and stopped_at is not None and self.clock() - stopped_at > ABORT_GRACE_SECONDS:
+            elif running:
                 # A migration stuck where an abort cannot reach it (e.g. opening the target's connection):
                 # stop waiting; where its guest runs is checked below like any other.
                 for move in running.values():
@@ -200,6 +205,8 @@ class Evacuation:
 
     def _migrate(self, move: PlannedMove) -> float:
         started = self.clock()
+        if self.stop_reason:  # submitted as the evacuation stopped: it never begins
+            raise _NotStarted()
         conn = self.connect(None)
         try:
             domain = conn.lookupByUUIDString(move.uuid)
@@ -220,6 +227,8 @@ class Evacuation:
             outcome.status, outcome.seconds = "moved", round(future.result(), 3)
         elif isinstance(error, _Gone):
             outcome.status = "gone"
+        elif isinstance(error, _NotStarted):
+            outcome.status = "not_started"
         else:
             outcome.status = "aborted" if self.stop_reason else "failed"
             outcome.error = self.describe_error(error, "migrating %s to %s" % (move.vm, move.target))
@@ -249,9 +258,7 @@ class Evacuation:
                 here = domain is not None and bool(domain.isActive())
             except Exception:
                 domain, here = None, False
-            on_target = self._runs_on_target(move)
-            unknown = " (libvirt on %s did not answer within %g s: whether it runs there is unknown)" % (
-                move.target, self.target_check_seconds)
+            on_target, unknown = self._runs_on_target(move)
             if here and on_target:
                 outcome.status = "on_both"
                 outcome.error += " (it runs both here and on %s: left untouched on both)" % move.target
@@ -269,23 +276,31 @@ class Evacuation:
             elif on_target is None:
                 outcome.error += unknown
 
-    def _runs_on_target(self, move: PlannedMove) -> Optional[bool]:
-        """Whether the guest runs on its target; None when the target's libvirt does not answer in time."""
-        answer: List[bool] = []
+    def _runs_on_target(self, move: PlannedMove) -> Tuple[Optional[bool], str]:
+        """Whether the guest runs on its target: True, False (its libvirt says it does not), or None with
+        why that is unknown (the target's libvirt cannot be reached, or does not answer in time)."""
+        answer: List[Tuple[Optional[bool], str]] = []
         asking = threading.Thread(target=lambda: answer.append(self._ask_target(move)), daemon=True)
         asking.start()
         asking.join(self.target_check_seconds)
-        return answer[0] if answer else None
+        if answer:
+            return answer[0]
+        return None, " (libvirt on %s did not answer within %g s: whether it runs there is unknown)" % (
+            move.target, self.target_check_seconds)
 
-    def _ask_target(self, move: PlannedMove) -> bool:
+    def _ask_target(self, move: PlannedMove) -> Tuple[Optional[bool], str]:
         try:
             remote = self.connect(move.target_uri)
-        except Exception:
-            return False
+        except Exception as exc:
+            return None, " (whether it runs on %s is unknown: %s)" % (
+                move.target, self.describe_error(exc, "asking %s" % move.target))
         try:
-            return bool(remote.lookupByUUIDString(move.uuid).isActive())
-        except Exception:
-            return False
+            return bool(remote.lookupByUUIDString(move.uuid).isActive()), ""
+        except Exception as exc:
+            if no_such_domain(exc):
+                return False, ""
+            return None, " (whether it runs on %s is unknown: %s)" % (
+                move.target, self.describe_error(exc, "asking %s" % move.target))
         finally:
             remote.close()
 
@@ -334,5 +349,17 @@ class Evacuation:
                 "on_both": on_both, "duration": round(self.clock() - began, 3)}
 
 
+def no_such_domain(exc: Exception) -> bool:
+    """Whether a libvirt error says the domain does not exist there (VIR_ERR_NO_DOMAIN)."""
+    code = getattr(exc, "get_error_code", None)
+    if callable(code):
+        return bool(code() == VIR_ERR_NO_DOMAIN)
+    return str(exc).startswith("Domain not found")
+
+
 class _Gone(Exception):
     """The guest no longer runs here: nothing to migrate."""
+
+
+class _NotStarted(Exception):
+    """The evacuation stopped before this migration began."""

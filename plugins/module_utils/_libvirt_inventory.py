@@ -101,7 +101,7 @@ _STEADY_RUNNING_REASONS = frozenset((0, 1, 2, 3, 4, 5, 6, 7, 8, 9))
 _STEADY_PAUSED_REASONS = frozenset(paused_reasons(PAUSED_STEADY))
 
 # VIR_ERR_NO_DOMAIN: a domain that vanished between listing and reading (migrated away, undefined).
-_VIR_ERR_NO_DOMAIN = 42
+VIR_ERR_NO_DOMAIN = 42
 # VIR_ERR_OPERATION_TIMEOUT: libvirt could not get the domain's job lock (another job holds it too long).
 _VIR_ERR_OPERATION_TIMEOUT = 68
 # virDomainJobType: a job in progress (BOUNDED, UNBOUNDED), and virDomainJobOperation names.
@@ -472,7 +472,7 @@ def domain_job_note(dom: Any) -> Optional[str]:
         stats = dom.jobStats(0)
     except Exception as exc:  # libvirt.libvirtError; the binding is not imported here
         code = _error_code(exc)
-        if code == _VIR_ERR_NO_DOMAIN:
+        if code == VIR_ERR_NO_DOMAIN:
             raise
         if code == _VIR_ERR_OPERATION_TIMEOUT:
             return "libvirt is busy with the domain (its job lock is held): %s" % " ".join(str(exc).split())
@@ -529,7 +529,7 @@ def gather(conn: Any, shared_storage_paths: Sequence[str]) -> Dict[str, Any]:
         try:
             domains.append(_domain_entry(dom, shared_storage_paths, locate))
         except Exception as exc:
-            if _error_code(exc) == _VIR_ERR_NO_DOMAIN:
+            if _error_code(exc) == VIR_ERR_NO_DOMAIN:
                 continue
             raise
     domains.sort(key=lambda entry: (entry["name"], entry["uuid"]))

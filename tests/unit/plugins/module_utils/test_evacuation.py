@@ -218,6 +218,15 @@ def test_a_paused_guest_is_resumed_only_once_its_target_is_known_not_to_run_it()
     assert "libvirt on h2 did not answer within 0.1 s" in error and error.endswith("; left paused here")
 
 
+def test_a_target_that_cannot_be_asked_is_no_proof_the_guest_is_not_there() -> None:
+    cloud = FakeCloud({"src": ["a"]})
+    cloud.hang.add("a")
+    cloud.kill_daemon("h2")  # connection refused: the target's libvirt cannot say where the guest runs
+    result = evacuate(cloud, plan("a>h2"), timeout=0.2)
+    assert cloud.paused == {"a": 2}
+    assert "whether it runs on h2 is unknown: asking h2: Failed to connect socket" in result["moves"][0]["error"]
+
+
 def test_a_guest_running_on_both_hosts_is_left_untouched_and_named_first() -> None:
     cloud = FakeCloud({"src": ["a"]})
     cloud.hang.add("a")
