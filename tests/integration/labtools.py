@@ -11,7 +11,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import yaml
 
@@ -45,6 +45,13 @@ def wait_until(condition: Callable[[], Any], what: str, limit: float = 120, inte
         if time.monotonic() >= deadline:
             raise AssertionError("gave up after %g s waiting for %s" % (limit, what))
         time.sleep(interval)
+
+
+def placement_metadata(tags: Sequence[str] = (), groups: Sequence[str] = ()) -> str:
+    """A guest's placement metadata (docs/placement-metadata.md): required host tags, anti-affinity groups."""
+    return ('<rm:placement xmlns:rm="urn:kvmops:rolling:placement:1">%s%s</rm:placement>' % (
+        "".join("<rm:host-tag>%s</rm:host-tag>" % tag for tag in tags),
+        "".join("<rm:anti-affinity-group>%s</rm:anti-affinity-group>" % group for group in groups)))
 
 
 def process_alive(pid: int) -> bool:

@@ -10,17 +10,10 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import yaml
 
-from labtools import KVMLAB, Lab
+from labtools import KVMLAB, Lab, placement_metadata
 
 pytestmark = pytest.mark.lab
 CLUSTER = ["hv1", "hv2", "hv3"]
-PLACEMENT_NS = "urn:kvmops:rolling:placement:1"
-
-
-def placement(tags: List[str] = (), groups: List[str] = ()) -> str:
-    return ('<rm:placement xmlns:rm="%s">%s%s</rm:placement>' % (
-        PLACEMENT_NS, "".join("<rm:host-tag>%s</rm:host-tag>" % tag for tag in tags),
-        "".join("<rm:anti-affinity-group>%s</rm:anti-affinity-group>" % group for group in groups)))
 
 
 @pytest.fixture
@@ -122,11 +115,11 @@ def test_a_cluster_that_cannot_absorb_the_host_fails_the_check_before_anything_m
         lab.add_guest("hv1", "t-big", memory_mib=big)
     elif case == "tags":
         guests.append("t-gpu")
-        lab.add_guest("hv1", "t-gpu", metadata=placement(tags=["gpu"]))
+        lab.add_guest("hv1", "t-gpu", metadata=placement_metadata(tags=["gpu"]))
     else:
         for index, host in enumerate(CLUSTER, 1):
             guests.append("t-db%d" % index)
-            lab.add_guest(host, "t-db%d" % index, metadata=placement(groups=["db"]))
+            lab.add_guest(host, "t-db%d" % index, metadata=placement_metadata(groups=["db"]))
     before = lab.running_guests()
     found = run(lab, tmp_path, maintenance_playbook(tmp_path, "hv1"))
     plan = found["plan"]
@@ -138,7 +131,7 @@ def test_a_cluster_that_cannot_absorb_the_host_fails_the_check_before_anything_m
 
 def test_required_tags_are_honoured_when_a_host_has_them(lab: Lab, guests: List[str], tmp_path: Path) -> None:
     guests.append("t-gpu")
-    lab.add_guest("hv1", "t-gpu", metadata=placement(tags=["gpu"]))
+    lab.add_guest("hv1", "t-gpu", metadata=placement_metadata(tags=["gpu"]))
     tagged = tmp_path / "tags.yml"
     tagged.write_text(yaml.safe_dump({"all": {"hosts": {"hv3": {"rm_host_tags": ["gpu", "ssd"]}}}}))
     found = run(lab, tmp_path, maintenance_playbook(tmp_path, "hv1"), "-i", str(tagged))
