@@ -21,7 +21,7 @@ import pytest
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import HINT_CONNECTION_LOST, HINT_HOOK
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import REPORT_HEADER
-from labtools import Lab, placement_metadata, sleep_marker, wait_until
+from labtools import Lab, placement_metadata, process_alive, sleep_marker, wait_until
 from runtools import C1, Run, wait_for_file
 
 pytestmark = pytest.mark.lab
@@ -351,9 +351,9 @@ def test_the_target_dying_during_a_migration(scenario: Run, lab: Lab, death: str
 
 # --- 5. Evacuations that half fail: every guest still runs exactly once -------------------------------------------
 
-def evacuation_progress(lab: Lab, host: str) -> Dict[str, Any]:
-    """The progress the running evacuation of HOST last wrote (empty before it starts)."""
-    for path in sorted((lab.state_dir(host) / "jobs").glob("*.evacuation.*/progress.json")):
+def evacuation_progress(lab: Lab, host: str, run: str) -> Dict[str, Any]:
+    """The progress the evacuation of HOST by run RUN last wrote (empty before it starts)."""
+    for path in (lab.state_dir(host) / "jobs").glob("%s.evacuation.*/progress.json" % run):
         try:
             return dict(json.loads(path.read_text()))
         except ValueError:  # replaced while read: the next look sees it whole
@@ -370,14 +370,16 @@ def test_a_target_refusing_connections_aborts_the_migration_in_flight(scenario: 
     refusing = scenario.dir / "refusing.yml"  # nothing listens on port 1: the connection is refused
     refusing.write_text("all:\n  hosts:\n    hv3:\n      rm_migration_uri: qemu+tcp://hv3:1/system\n")
     before = guests_on(lab.running_guests(), "hv1")
+    run = run_id()
     with migration_gate(lab, scenario.dir / "gate", ["hv2"]) as gate:
         def release_once_a_migration_failed() -> None:
-            wait_until(lambda: evacuation_progress(lab, "hv1").get("counts", {}).get("failed"),
+            wait_until(lambda: evacuation_progress(lab, "hv1", run).get("counts", {}).get("failed"),
                        "a migration of hv1 to fail")
             gate.release(0)  # let hv2 go on: a migration nobody aborted would now complete
 
         with meanwhile(release_once_a_migration_failed):
-            report = scenario.play("-e", "rm_hosts=hv1", "-e", "rm_max_parallel_migrations=2", "-i", str(refusing))
+            report = scenario.play("-e", "rm_hosts=hv1", "-e", "rm_max_parallel_migrations=2", "-i", str(refusing),
+                                   "-e", "rm_run_id=%s" % run)
         held = (gate.dir / "held").read_text().split()[0] if (gate.dir / "held").exists() else None
     assert scenario.completed.returncode == 2 and not report["success"], scenario.output[-3000:]
     entry = entry_of(report, "hv1")
@@ -403,3 +405,58 @@ def test_a_guest_the_operator_paused_moves_paused_and_is_never_resumed(scenario:
     state = lab.exec(move["target"], "virsh", "-c", "qemu:///system", "domstate", "--reason", "t-paused").stdout
     assert state.strip() == "paused (user)", state  # as the operator left it
     assert lab.exec("hv2", "virsh", "-c", "qemu:///system", "domstate", "t-paused", check=False).returncode != 0
+
+
+def fill_up(path: Path) -> None:
+    """Write PATH until its file system is full (a lab host's state dir is a small file system of its own)."""
+    chunk = b"\0" * (1 << 20)
+    with open(path, "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(chunk)
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+
+
+def test_a_full_state_disk_stops_the_evacuation_and_loses_no_guest(scenario: Run, lab: Lab) -> None:
+    """hv1's state dir fills up while its first migration is held: the evacuation cannot write its progress, so it
+    stops, aborts nothing left in flight, checks every guest and takes the host out of maintenance."""
+    ensure_guest(lab, "hv1")
+    lab.add_guest("hv1", "t-full")  # at least two guests: one moves, the rest stay
+    scenario.hooks(["hv1"])
+    filler = lab.state_dir("hv1") / "filler"
+    before = guests_on(lab.running_guests(), "hv1")
+    ended: Dict[str, bool] = {}
+    run = run_id()
+    with migration_gate(lab, scenario.dir / "gate", ["hv2", "hv3"]) as gate:
+        def fill_while_a_migration_is_held() -> None:
+            gate.wait_held()
+            fill_up(filler)
+            gate.release(0)
+            # Room again once the evacuation is over, so the rest of the run (journal, lock) can write.
+            wait_until(lambda: evacuation_ended(lab, "hv1", run), "hv1's evacuation to end")
+            ended["yes"] = True
+            filler.unlink()
+
+        try:
+            with meanwhile(fill_while_a_migration_is_held):
+                report = scenario.play("-e", "rm_hosts=hv1", "-e", "rm_max_parallel_migrations=1",
+                                       "-e", "rm_run_id=%s" % run)
+        finally:
+            filler.unlink(missing_ok=True)
+    assert ended and scenario.completed.returncode == 2 and not report["success"], scenario.output[-3000:]
+    entry = entry_of(report, "hv1")
+    assert entry["stage"] == "maintenance mode", entry
+    after = lab.running_guests()
+    moved = [name for name in before if after.get(name) != ["hv1"]]
+    assert len(moved) <= 1, moved  # only the migration under way when the disk filled up could finish
+    assert all(len(after.get(name, [])) == 1 for name in before), after
+    assert ["Maintenance", "hv1"] not in [event[:2] for event in scenario.events()]
+
+
+def evacuation_ended(lab: Lab, host: str, run: str) -> bool:
+    """Whether HOST's evacuation by run RUN has ended: its runner is gone (with or without a result)."""
+    for path in (lab.state_dir(host) / "jobs").glob("%s.evacuation.*/job.json" % run):
+        job = json.loads(path.read_text())
+        return not process_alive(int(job.get("runner_pid", 0)))
+    return False

@@ -801,10 +801,31 @@ def write_boot_id(host_dir: Path) -> str:
     return boot_id
 
 
+# Each host's state dir is a file system of its own, as /var is on many real hosts, so a test can fill it
+# (a tmpfs: it only takes the memory written to it, and survives the host's reboots like a disk).
+STATE_FS_SIZE = "256m"
+
+
+def mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below DIRECTORY in this mount namespace, deepest first."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == str(directory) or point.startswith(str(directory) + "/"):
+            found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def unmount_under(directory: Path) -> None:
+    for point in mounts_under(directory):
+        run(["umount", "--lazy", point], check=False)
+
+
 def create_host_files(cfg: LabConfig, lab: Lab, host: HostSpec) -> None:
     """A fresh host directory: everything the host sees at the bind-mounted paths, plus sshd."""
     host_dir = cfg.host_dir(host.name)
     if host_dir.exists():
+        unmount_under(host_dir)
         shutil.rmtree(host_dir)
     host_dir.mkdir(parents=True)
     for source, _target in HOST_MOUNTS:
@@ -814,7 +835,7 @@ def create_host_files(cfg: LabConfig, lab: Lab, host: HostSpec) -> None:
     # Guests' serial files go here; libvirt does not create it before the first QEMU log.
     (host_dir / "log-libvirt" / "qemu").mkdir(mode=0o755)
     os.chmod(host_dir / "hooks", 0o755)
-    os.chmod(host_dir / "state", 0o700)
+    run(["mount", "-t", "tmpfs", "-o", f"size={STATE_FS_SIZE},mode=0700", f"{cfg.name}-state", str(host_dir / "state")])
     os.chmod(host_dir / "lib-libvirt", 0o755)
     # Keep the machine's libvirt client settings (libvirt.conf etc.); ours win for the daemons.
     if os.path.isdir("/etc/libvirt"):
@@ -1322,6 +1343,7 @@ def lab_down(cfg: LabConfig, remove_files: bool = True) -> None:
     if remove_files:
         for path in (cfg.state_file, cfg.inventory_file, cfg.authorized_keys):
             path.unlink(missing_ok=True)
+        unmount_under(cfg.hosts_dir)
         shutil.rmtree(cfg.hosts_dir, ignore_errors=True)
         shutil.rmtree(cfg.lab_dir / "qemu-caps.new", ignore_errors=True)
 
