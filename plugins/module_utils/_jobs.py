@@ -19,6 +19,7 @@ import signal
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._systemd import leave_login_session
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_FAILED,
     STATUS_REBOOTED,
@@ -320,8 +321,13 @@ def _become_runner(store: JobStore, job: Dict[str, Any], work: Callable[[], None
     os.closerange(ready_fd + 1, 65536)
     os.chdir("/")
     listen_for_cancel()
+    record = as_run_by_this_process(job)
+    try:  # out of the ssh session's scope where systemd is PID 1, so logind cannot end the runner with it
+        record["unit"] = leave_login_session(job["job_id"], job["label"], os.getpid())
+    except OSError as exc:
+        record["unit_error"] = str(exc)
     try:
-        store.write_job(job["job_id"], as_run_by_this_process(job))
+        store.write_job(job["job_id"], record)
         os.write(ready_fd, b"registered")
     except Exception as exc:  # the parent reports it: there is no other way out of here
         os.write(ready_fd, ("could not register the job: %s" % exc).encode())
@@ -348,7 +354,7 @@ def parse_result(text: str, job_id: str) -> Dict[str, Any]:
 
 
 def _described(job: Mapping[str, Any]) -> Dict[str, Any]:
-    """The job's own fields, without the runner bookkeeping."""
+    """The job's own fields, without the runner bookkeeping (its unit, if any, stays: the operator may look)."""
     return {key: value for key, value in job.items() if key not in ("runner_pid", "runner_start_ticks", "created_at")}
 
 

@@ -16,10 +16,10 @@ import re
 import subprocess
 from typing import Callable, List, Optional, Sequence
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._systemd import SYSTEMD_RUNTIME_DIR, systemd_is_init
+
 # `shutdown -r +N` (and `shutdown -r HH:MM`) write this file; `shutdown -c` removes it.
 SCHEDULED_SHUTDOWN_FILE = "/run/systemd/shutdown/scheduled"
-# Present only where systemd is PID 1 (sd_booted(3)).
-SYSTEMD_RUNTIME_DIR = "/run/systemd/system"
 SHUTDOWN_TARGETS = ("reboot.target", "poweroff.target", "halt.target", "kexec.target", "soft-reboot.target")
 _SHUTDOWN_VERBS = ("reboot", "poweroff", "halt", "kexec", "soft-reboot")
 _SHUTDOWN_PROGRAMS = ("reboot", "shutdown", "poweroff", "halt")
@@ -85,7 +85,7 @@ def pending_reboot(run: RunCommand = _run, scheduled_file: str = SCHEDULED_SHUTD
         mode = None
     if mode:
         return "%s scheduled in %s" % (mode, scheduled_file)
-    if not os.path.isdir(systemd_dir):
+    if not systemd_is_init(systemd_dir):
         return None
     jobs = queued_shutdown_jobs(run(["systemctl", "list-jobs", "--no-legend", "--plain"]))
     if jobs:

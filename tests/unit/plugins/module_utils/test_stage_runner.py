@@ -115,6 +115,7 @@ def test_detached_job_runs_on_and_is_polled_to_its_end(tmp_path: Path, store: jo
     start(store, job, script, tmp_path)
     status, fields = jobs.poll(store, job["job_id"], 0)
     assert status == "running" and fields["job_id"] == job["job_id"]  # start returned while the script runs
+    assert fields["unit"] is None  # no systemd as PID 1 here: the runner is a detached process
     assert [other["job_id"] for other in store.running_jobs(jobs.current_boot_id())] == [job["job_id"]]
     status, fields = jobs.poll(store, job["job_id"], 10)
     assert (status, fields["rc"], fields["stdout_tail"]) == ("ok", 0, "done\n")
