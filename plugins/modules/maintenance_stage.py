@@ -27,7 +27,13 @@ description:
     detached from the connection and its result is written atomically to the root-only O(state_dir), so a
     dropped connection, a controller restart or a host reboot never loses it; the controller polls every
     O(ping_interval) seconds and notices completion at once. A host that reboots during the stage is
-    recognised by its new boot id and the stage ends as C(rebooted).
+    recognised by its new boot id and the stage ends as C(rebooted), whether it was reset or shut down
+    gracefully (C(systemctl reboot) sends SIGTERM to everything first: only a cancel the controller recorded
+    first counts as a cancel).
+  - A script that succeeds but leaves a reboot pending (C(shutdown -r +1), C(systemd-run --on-active=5 systemctl
+    reboot)) has not ended its stage: it ends as C(rebooted) once the host is back, within O(stage_timeout),
+    and as C(timeout) if the host has not gone down by then. Pending reboots are read from systemd (its
+    scheduled-shutdown file, queued shutdown jobs, timers that run a shutdown command).
   - After O(stage_timeout) seconds the script's whole process group (and anything it left below it) gets
     SIGTERM, then SIGKILL five seconds later, and the stage ends as C(timeout).
 author:
@@ -61,7 +67,10 @@ options:
   executor:
     description:
       - C(service) runs the script detached from the connection; it survives a dropped connection, a
-        controller restart and, for its result, a host reboot.
+        controller restart and, for its result, a host reboot. Where systemd is PID 1 its runner moves into a
+        transient scope unit of its own (C(kvm-rolling-maintenance-JOB.scope)), so logind ending the ssh session
+        (C(KillUserProcesses=yes), C(loginctl terminate-session)) does not end it; elsewhere it is a detached
+        process.
       - C(agent) runs it attached to the module's connection; if the connection is lost, the outcome is
         reported as unknown (failed).
     type: str
