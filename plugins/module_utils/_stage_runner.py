@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import time
@@ -22,6 +23,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     JobStore,
     descendants,
     listen_for_cancel,
+    process_start_ticks,
     reap_children,
     signal_all,
 )
@@ -44,6 +46,52 @@ KILL_GRACE_SECONDS = 5.0
 SHUTDOWN_SIGNAL_GRACE_SECONDS = 3.0
 # How often the runner looks again at a reboot the script scheduled and has not happened yet.
 REBOOT_CHECK_SECONDS = 0.5
+# How often an attached runner (agent executor) checks that its connection is still there.
+CONNECTION_CHECK_SECONDS = 0.2
+
+ConnectionCheck = Callable[[], Optional[str]]
+
+
+class ConnectionLost(Exception):
+    """The connection an attached runner belongs to is gone."""
+
+
+def connection_watch(output_fd: int = 1) -> ConnectionCheck:
+    """For a runner attached to its connection (the module process of the agent executor): a check that
+    says why the connection is gone, or None while it lasts. Gone: the ssh session that started this
+    process ended (its parent changed or died), the pipe the module answers on was closed, or a SIGHUP
+    came (sshd hanging up)."""
+    parent = os.getppid()
+    parent_ticks = process_start_ticks(parent)
+    hangup = []
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: hangup.append(True))
+    watcher = select.poll()
+    watcher.register(output_fd, select.POLLERR | select.POLLHUP)
+
+    def lost() -> Optional[str]:
+        if hangup:
+            return "the ssh session hung up (SIGHUP)"
+        if os.getppid() != parent or process_start_ticks(parent) != parent_ticks:
+            return "the ssh session that ran it (pid %d) ended" % parent
+        if any(events & (select.POLLERR | select.POLLHUP) for _fd, events in watcher.poll(0)):
+            return "the connection's pipe was closed"
+        return None
+    return lost
+
+
+def wait_attached(proc: "subprocess.Popen[bytes]", timeout: float, lost: ConnectionCheck) -> None:
+    """proc.wait(timeout), raising ConnectionLost as soon as the connection is gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            proc.wait(timeout=max(0.0, min(CONNECTION_CHECK_SECONDS, deadline - time.monotonic())))
+            return
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+        why = lost()
+        if why:
+            raise ConnectionLost(why)
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -101,7 +149,8 @@ def await_pending_reboot(pending: Callable[[], Optional[str]], deadline: float) 
 
 
 def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[str, str], cwd: str,
-            pending: Callable[[], Optional[str]] = pending_reboot) -> Optional[StageResult]:
+            pending: Callable[[], Optional[str]] = pending_reboot,
+            attached: Optional[ConnectionCheck] = None) -> Optional[StageResult]:
     """Run the job's script to its end, enforce its timeout, write and return its result.
 
     A SIGTERM to this process stops the script like a timeout does. If cancel() recorded a request
@@ -109,6 +158,8 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
     without a result (returning None), so the job is settled as rebooted once the host is back, and
     as failed if it does not reboot (_jobs.poll). A script that succeeded but left a reboot pending
     (``pending``) has not ended its stage: the runner waits for that reboot, within the stage timeout.
+    An ``attached`` runner (agent executor) stops the script's whole tree as soon as its connection is
+    gone (``attached`` says why) and fails the stage naming the lost connection: never unsupervised.
     """
     job_id = job["job_id"]
     stdout_path = store.path(job_id, "stdout.log")
@@ -123,6 +174,7 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
     start_clock = time.monotonic()
     timed_out = False
     interrupted = False  # by a SIGTERM to this runner, before the script ended on its own
+    disconnected = ""  # why the connection of an attached runner is gone
     killed_by: Optional[int] = None
     proc: Optional["subprocess.Popen[bytes]"] = None
     with open(stdout_path, "ab", 0) as out, open(stderr_path, "ab", 0) as err:
@@ -135,17 +187,21 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
             CancelRequest.armed = True
             if CancelRequest.requested:
                 raise Cancelled()
-            if proc is not None:
+            if proc is not None and attached is not None:
+                wait_attached(proc, timeout, attached)
+            elif proc is not None:
                 proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
         except Cancelled:
             interrupted = True
+        except ConnectionLost as exc:
+            disconnected = str(exc)
         finally:
             CancelRequest.armed = False
         if proc is not None and proc.returncode is not None and proc.returncode < 0:
             interrupted = sigterm_followed(SHUTDOWN_SIGNAL_GRACE_SECONDS)
-        if proc is not None and (timed_out or interrupted):
+        if proc is not None and (timed_out or interrupted or disconnected):
             killed_by = kill_script_tree(proc, KILL_GRACE_SECONDS)
     returncode: Optional[int] = proc.returncode if proc is not None else None
     rc: Optional[int] = returncode
@@ -154,7 +210,8 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         signal_number = abs(returncode)
         rc = None
     awaited, evidence = "none", None
-    if proc is not None and not (timed_out or interrupted) and classify_exit(job["stage"], rc, None) == STATUS_OK:
+    if proc is not None and not (timed_out or interrupted or disconnected) \
+            and classify_exit(job["stage"], rc, None) == STATUS_OK:
         evidence = pending()
         if evidence is not None:  # noted first: a hard reset while the runner waits still says what happened
             store.write_reboot_note(job_id, {"script_rc": rc, "evidence": evidence})
@@ -173,6 +230,11 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         how = "its process group was stopped with %s" % signal_name(killed_by) if killed_by \
             else "before the script started"
         msg = "cancelled after %.1f s, %s" % (ended - started, how)
+    elif disconnected:
+        status, rc, signal_number = STATUS_FAILED, None, killed_by
+        msg = ("the connection was lost while the stage ran attached to it (agent executor): %s; %s"
+               % (disconnected, "the script's process tree was stopped with %s" % signal_name(killed_by)
+                  if killed_by else "the script had ended"))
     elif awaited == "timeout":
         status = STATUS_TIMEOUT
         msg = ("the script exited %s and %s, but the host had not gone down by the stage timeout of %d s"
@@ -187,7 +249,8 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         signal=signal_name(signal_number) if signal_number else None, started_at=started, ended_at=ended,
         duration=round(time.monotonic() - start_clock, 3), boot_id=job["boot_id"],
         stdout_tail=read_tail(stdout_path, TAIL_BYTES), stderr_tail=read_tail(stderr_path, TAIL_BYTES), msg=msg,
-        extra={"stdout_log": stdout_path, "stderr_log": stderr_path, "cancelled": cancelled},
+        extra={"stdout_log": stdout_path, "stderr_log": stderr_path, "cancelled": cancelled,
+               "connection_lost": disconnected},
     )
     store.write_result(result.as_dict())
     return result

@@ -251,7 +251,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     start_detached,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import renew_lock
-from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import execute
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import connection_watch, execute
 
 
 def allowed_script_owners() -> List[int]:
@@ -305,7 +305,7 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
     cwd = os.path.dirname(script)
     if params["executor"] == "agent":
         store.write_job(job_id, as_run_by_this_process(job))
-        execute(store, job, argv, env, cwd)
+        execute(store, job, argv, env, cwd, attached=connection_watch())
     else:
         start_detached(store, job, lambda: execute(store, job, argv, env, cwd))
     status, fields = poll(store, job_id, params["_wait"])

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_FAILED,
+    STATUS_REBOOTED,
     STATUS_RUNNING,
     STATUS_TIMEOUT,
 )
@@ -64,6 +65,8 @@ class JobDriver:
         self.give_up_at = self.started + self.timeout + CONTROLLER_SLACK_SECONDS
         try:
             result = self._attempt("start", float(self.ping_interval))
+            if result is None and self.attached:
+                result = self._settle_attached()
             while result is not None and result.get("status") == STATUS_RUNNING:
                 self.progress(result)
                 if self.clock() >= self.give_up_at:
@@ -105,6 +108,26 @@ class JobDriver:
             self.reconnect()
             self.sleep(min(backoff, float(self.ping_interval), max(0.0, self.give_up_at - self.clock())))
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _settle_attached(self) -> Optional[Dict[str, Any]]:
+        """The connection of an attached job was lost: reach the host again (reconnecting until the deadline) and
+        see how the job ended there. The host stopped it when the connection went; one still running is
+        cancelled (an attached job never goes on unsupervised); a reboot stays a reboot."""
+        lost = self.last_error
+        self.attached = False  # from now on, through reconnects like any job
+        self.reconnects += 1
+        self.reconnect()
+        result = self._attempt("poll", 0.0)
+        if result is not None and result.get("status") == STATUS_RUNNING:
+            result = self._attempt("cancel", 0.0)
+        if result is None:
+            self.attached = True
+            return None
+        if result.get("status") == STATUS_REBOOTED:
+            return result
+        return dict(result, status=STATUS_FAILED, failed=True,
+                    msg="the connection was lost while the %s ran attached to it (agent executor): %s; on the "
+                        "host: %s" % (self.what, lost, result.get("msg", "no word")))
 
     def _lost_result(self) -> Dict[str, Any]:
         down_for = self.clock() - (self.unreachable_since or self.clock())

@@ -93,6 +93,23 @@ class Lab:
         found = {host: [mark for mark in RUN_MARKS if (self.state_dir(host) / mark).exists()] for host in hosts}
         return {host: marks for host, marks in found.items() if marks}
 
+    def ssh_sessions(self, host: str) -> List[int]:
+        """The PIDs of HOST's sshd session processes ("sshd: root@notty"; not the listener), found in the host's
+        own network namespace (hosts of every lab share the machine's PID namespace)."""
+        holder = int((self.host_dir(host) / "holder.pid").read_text().split()[0])
+        netns = os.stat("/proc/%d/ns/net" % holder).st_ino
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                if not entry.isdigit() or os.stat("/proc/%s/ns/net" % entry).st_ino != netns:
+                    continue
+                argv = Path("/proc/%s/cmdline" % entry).read_bytes().split(b"\0")[0].decode()
+            except OSError:
+                continue
+            if argv.startswith("sshd: ") and "@" in argv:
+                found.append(int(entry))
+        return found
+
     def boot_id(self, host: str) -> str:
         return self.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout.strip()
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from labtools import Lab, sleep_marker
+from labtools import Lab, sleep_marker, wait_until
+from runtools import wait_for_file
 
 pytestmark = pytest.mark.lab
 HOST = "hv1"
@@ -112,9 +113,19 @@ def test_completion_is_noticed_at_once_not_at_the_next_poll(lab: Lab, clean_hook
 
 
 def test_a_link_down_for_ten_seconds_is_survived(lab: Lab, clean_hooks: list, tmp_path: Path) -> None:
-    lab.write_hook(HOST, "Maintenance", "echo begin\nsleep 20\necho end")
-    cut = threading.Timer(3.0, lambda: (lab.kvmlab("link", HOST, "down"), time.sleep(10),
-                                        lab.kvmlab("link", HOST, "up")))
+    """The script runs on through a 10 s outage (longer than ssh's 9 s of unanswered keepalives) and ends once the
+    link is back: the controller reconnects and reads its result."""
+    started, resumed = tmp_path / "started", tmp_path / "resumed"
+    lab.write_hook(HOST, "Maintenance", "echo begin\ntouch %s\n%s\necho end" % (started, wait_for_file(resumed)))
+
+    def outage() -> None:
+        wait_until(started.exists, "the Maintenance script")
+        lab.kvmlab("link", HOST, "down")
+        time.sleep(10)  # the outage itself is what is tested: its length, not a guess at when something happens
+        lab.kvmlab("link", HOST, "up")
+        resumed.touch()
+
+    cut = threading.Thread(target=outage)
     cut.start()
     try:
         result = lab.run_stage(tmp_path, HOST, stage="Maintenance", ping_interval=2, stage_timeout=120)
@@ -123,31 +134,63 @@ def test_a_link_down_for_ten_seconds_is_survived(lab: Lab, clean_hooks: list, tm
         lab.kvmlab("link", HOST, "up")
     assert result["status"] == "ok" and result["rc"] == 0, result
     assert result["stdout_tail"] == "begin\nend\n"
-    assert result["elapsed"] >= 20
+    assert result["reconnects"] >= 1 and result["elapsed"] >= 10, result
 
 
 @pytest.mark.parametrize(("stage", "failed"), [("Maintenance", False), ("PreMaintenance", True)])
+@pytest.mark.parametrize("executor", ["service", "agent"])
+@pytest.mark.parametrize("how", ["graceful", "hard"])
 def test_a_reboot_during_a_stage_ends_it_as_rebooted(lab: Lab, clean_hooks: list, tmp_path: Path,
-                                                     stage: str, failed: bool) -> None:
+                                                     stage: str, failed: bool, executor: str, how: str) -> None:
+    """Gracefully (the script runs the lab's `systemctl reboot`: SIGTERM to every process first) or by a hard
+    reset once the script runs; with the runner detached (service) or attached to the connection (agent)."""
     host = "hv2"
-    lab.write_hook(host, stage, "echo patching\nsleep 60")
-    before = lab.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout.strip()
-    rebooter = threading.Timer(3.0, lambda: lab.kvmlab("reboot", host))
-    rebooter.start()
-    try:
-        result = lab.run_stage(tmp_path, host, stage=stage, ping_interval=2, stage_timeout=120)
-    finally:
+    started = tmp_path / "started"
+    reboot = "/run/kvmlab/reboot" if how == "graceful" else "touch %s" % started
+    lab.write_hook(host, stage, "echo patching\n%s\nsleep %s" % (reboot, sleep_marker()))
+    before = lab.boot_id(host)
+    rebooter = threading.Thread(target=lambda: (wait_until(started.exists, "the %s script" % stage),
+                                                lab.kvmlab("reboot", host)))
+    if how == "hard":
+        rebooter.start()
+    result = lab.run_stage(tmp_path, host, stage=stage, ping_interval=2, stage_timeout=120, executor=executor)
+    if how == "hard":
         rebooter.join()
-    after = lab.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout.strip()
+    after = lab.boot_id(host)
     assert before != after
     assert result["status"] == "rebooted" and result["failed"] is failed, result
     assert result["boot_id"] == after  # seen through the new boot id, not as a vanished runner
+    assert "rebooted while the %s stage ran (boot id %s, now %s)" % (stage, before, after) in result["msg"]
 
 
 def test_the_agent_executor_runs_attached(lab: Lab, clean_hooks: list, tmp_path: Path) -> None:
     lab.write_hook(HOST, "Maintenance", "echo attached; exit 0")
     result = lab.run_stage(tmp_path, HOST, stage="Maintenance", executor="agent")
     assert (result["status"], result["stdout_tail"]) == ("ok", "attached\n")
+
+
+def test_the_agent_executor_stops_the_script_when_its_connection_goes(
+        lab: Lab, clean_hooks: list, tmp_path: Path) -> None:
+    """The session the stage runs attached to ends (sshd's session process dies, as with `loginctl
+    terminate-session`): the script's whole tree is stopped on the host, never left running unsupervised, and
+    the stage fails naming the lost connection."""
+    marker, started = sleep_marker(), tmp_path / "started"
+    lab.write_hook(HOST, "Maintenance", "touch %s\nsetsid sleep %s &\nsleep %s" % (started, marker, marker))
+
+    def end_the_sessions() -> None:
+        wait_until(started.exists, "the Maintenance script")
+        for pid in lab.ssh_sessions(HOST):
+            os.kill(pid, 15)
+
+    cutter = threading.Thread(target=end_the_sessions)
+    cutter.start()
+    result = lab.run_stage(tmp_path, HOST, stage="Maintenance", executor="agent", ping_interval=1, stage_timeout=120)
+    cutter.join()
+    assert result["status"] == "failed" and result["failed"], result
+    assert result["msg"].startswith("the connection was lost while the Maintenance stage ran attached to it (agent "
+                                    "executor): "), result["msg"]
+    assert "the script's process tree was stopped with SIG" in result["msg"], result["msg"]
+    assert lab.processes_matching(HOST, marker) == ""
 
 
 def test_check_mode_runs_nothing_and_says_what_would_run(lab: Lab, clean_hooks: list, tmp_path: Path) -> None:

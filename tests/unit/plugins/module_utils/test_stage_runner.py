@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -273,3 +275,34 @@ def test_a_pending_reboot_that_is_called_off_or_never_comes(tmp_path: Path, stor
         assert (result.status, result.rc) == ("timeout", 0)
         assert result.msg == ("the script exited 0 and reboot scheduled in /run/x, but the host had not gone down "
                               "by the stage timeout of 1 s")
+
+
+ATTACHED_RUNNER = """
+import json, os, sys
+from ansible_collections.kvmops.rolling.plugins.module_utils import _jobs as jobs, _stage_runner as runner
+store = jobs.JobStore(sys.argv[1])
+job = json.loads(sys.argv[2])
+store.write_job(job["job_id"], jobs.as_run_by_this_process(job))
+runner.execute(store, job, [job["script"]], dict(os.environ), "/", attached=runner.connection_watch())
+"""
+
+
+def test_an_attached_runner_whose_connection_goes_stops_the_script_tree(
+        tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
+    """The agent executor: the module answers on a pipe to sshd; when that closes, nothing runs on unsupervised."""
+    marker = unique_duration()
+    started = tmp_path / "started"
+    script = shell_script(tmp_path, "touch %s\nsetsid sleep %s &\nsleep %s" % (started, marker, marker))
+    job = new_job(store, script)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    agent = subprocess.Popen([sys.executable, "-c", ATTACHED_RUNNER, store.state_dir, json.dumps(job)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    wait_for(started.exists, "the script to start")
+    assert agent.stdout is not None
+    agent.stdout.close()  # the connection goes: sshd closes its end of the module's pipe
+    agent.wait(30)
+    result = store.read_result(job["job_id"])
+    assert result is not None and result["status"] == "failed", result
+    assert result["msg"].startswith("the connection was lost while the stage ran attached to it (agent executor): "
+                                    "the connection's pipe was closed; the script's process tree was stopped")
+    assert processes_with(marker) == []

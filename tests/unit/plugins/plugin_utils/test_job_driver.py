@@ -78,10 +78,32 @@ def test_a_lost_start_is_retried_as_a_start() -> None:
     assert result["status"] == "ok"
 
 
-def test_an_attached_stage_that_loses_its_connection_has_an_unknown_outcome() -> None:
-    result, host = drive([ConnectionLost("broken pipe")], attached=True)
-    assert host.calls == [("start", 10.0)]
+def test_an_attached_stage_whose_host_stays_out_of_reach_has_an_unknown_outcome() -> None:
+    result, host = drive([ConnectionLost("broken pipe")] + [ConnectionLost("no route to host")] * 1000, attached=True)
+    assert [mode for mode, _wait in host.calls][:2] == ["start", "poll"]
     assert result["status"] == "failed" and "outcome is unknown" in result["msg"]
+
+
+def test_an_attached_stage_that_loses_its_connection_is_settled_on_the_host() -> None:
+    """The host stopped the script when the connection went: the stage fails, naming the lost connection."""
+    on_host = {"status": "failed", "rc": None, "msg": "the connection was lost while the stage ran attached to it"}
+    result, host = drive([ConnectionLost("broken pipe"), ConnectionLost("timed out"), on_host], attached=True)
+    assert [mode for mode, _wait in host.calls] == ["start", "poll", "poll"] and host.resets == 2
+    assert result["status"] == "failed" and result["msg"].startswith(
+        "the connection was lost while the stage ran attached to it (agent executor): broken pipe; on the host: ")
+
+
+def test_an_attached_stage_still_running_after_its_connection_went_is_cancelled() -> None:
+    cancelled = {"status": "failed", "msg": "cancelled after 3.0 s, its process group was stopped with SIGTERM"}
+    result, host = drive([ConnectionLost("broken pipe"), {"status": "running"}, cancelled], attached=True)
+    assert [mode for mode, _wait in host.calls] == ["start", "poll", "cancel"]
+    assert result["status"] == "failed" and "on the host: cancelled after 3.0 s" in result["msg"]
+
+
+def test_an_attached_stage_whose_host_rebooted_ends_as_rebooted() -> None:
+    rebooted = {"status": "rebooted", "msg": "the host rebooted while the Maintenance stage ran"}
+    result, _host = drive([ConnectionLost("broken pipe"), rebooted], attached=True)
+    assert result["status"] == "rebooted" and result["msg"] == rebooted["msg"]
 
 
 def test_a_host_out_of_reach_past_the_deadline_ends_as_timeout() -> None:
