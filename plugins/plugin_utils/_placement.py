@@ -201,7 +201,8 @@ def host_capacity(name: str, cluster: str, facts: Mapping[str, Any] | None, *, t
     """The planner's view of a host, from what ``kvmops.rolling.hypervisor_info`` returned for it.
 
     ``facts`` None means the host could not be reached: unavailable, no VMs. Facts with a non-null
-    ``maintenance`` make it unavailable ("in maintenance"). Capacity: node cpus * cpu_overcommit and
+    ``maintenance`` make it unavailable ("in maintenance"), and so do ``running_jobs``: no guest is ever
+    migrated onto a host where a stage or an evacuation of any run is still running. Capacity: node cpus * cpu_overcommit and
     (node memory - reserved) * memory_overcommit (never below 0); ``override`` may set ``cpus`` and/or
     ``memory_mib`` directly (schedulable values, no overcommit applied). Only active domains (running
     or paused) are counted; shut-off ones use nothing and do not move. ``tags`` may be a list or a
@@ -223,6 +224,10 @@ def host_capacity(name: str, cluster: str, facts: Mapping[str, Any] | None, *, t
         reason = unavailable_reason or "unreachable"
     elif facts.get("maintenance") is not None:
         reason = unavailable_reason or "in maintenance"
+    elif facts.get("running_jobs"):
+        reason = unavailable_reason or "busy: " + ", ".join(
+            "the %s of run %s still runs there" % (job.get("label", "job"), job.get("run_id", "?"))
+            for job in facts["running_jobs"])
 
     node: Mapping[str, Any] = (facts or {}).get("node") or {}
     cpus = float(node.get("cpus") or 0) * cpu_ratio

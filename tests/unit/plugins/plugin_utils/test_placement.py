@@ -453,6 +453,16 @@ def test_host_capacity_maintenance_and_unreachable() -> None:
     assert host_capacity("hv1", "c1", facts(), available=False).unavailable_reason == "unavailable"
 
 
+def test_a_host_where_a_job_still_runs_is_no_target() -> None:
+    """No guest is ever migrated onto a host where a stage or an evacuation of any run still runs."""
+    busy = dict(facts(), running_jobs=[{"job_id": "r0.Maintenance-stage.1", "run_id": "r0",
+                                        "label": "Maintenance stage"}])
+    capacity = host_capacity("hv2", "c1", busy)
+    assert not capacity.available
+    assert capacity.unavailable_reason == "busy: the Maintenance stage of run r0 still runs there"
+    assert host_capacity("hv2", "c1", dict(facts(), running_jobs=[])).available
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     ({"cpu_overcommit": 0}, "cpu_overcommit must be a number > 0, got 0"),
     ({"cpu_overcommit": -1.5}, "cpu_overcommit must be a number > 0"),
