@@ -460,3 +460,38 @@ def evacuation_ended(lab: Lab, host: str, run: str) -> bool:
         job = json.loads(path.read_text())
         return not process_alive(int(job.get("runner_pid", 0)))
     return False
+
+
+def test_no_guest_is_migrated_onto_a_host_where_a_job_still_runs(scenario: Run, lab: Lab) -> None:
+    """While hv2 waits in PreMaintenance, a stage of another run starts on hv3 (another controller's, say): the
+    re-check sees hv3 busy, and every guest of hv2 goes to hv1."""
+    ensure_guest(lab, "hv2")
+    paused_at, proceed, other_started = (scenario.dir / name for name in ("pre-started", "proceed", "other-started"))
+    scenario.hooks(C1, {("hv2", "PreMaintenance"): "touch %s\n%s" % (paused_at, wait_for_file(proceed))})
+    other_hooks = lab.hooks_dir("hv3") / "other-run"
+    other_hooks.mkdir()
+    release = scenario.dir / "release-other"
+    lab.write_hook("hv3", "other-run/PreFlight", "touch %s\n%s" % (other_started, wait_for_file(release)))
+    other: Dict[str, Any] = {}
+
+    def start_another_run_on_hv3() -> None:
+        wait_until(paused_at.exists, "hv2's PreMaintenance")
+        worker = threading.Thread(target=lambda: other.update(lab.run_stage(
+            scenario.dir, "hv3", stage="PreFlight", hooks_dir="/etc/kvm-rolling-maintenance/hooks/other-run",
+            run_id="another-run", ping_interval=1, stage_timeout=300)))
+        worker.start()
+        wait_until(other_started.exists, "the other run's stage on hv3")
+        proceed.touch()
+        other["thread"] = worker
+
+    try:
+        with meanwhile(start_another_run_on_hv3):
+            report = scenario.play("-e", "rm_hosts=hv2")
+    finally:
+        release.touch()
+        if "thread" in other:
+            other["thread"].join()
+    assert scenario.completed.returncode == 0 and report["success"], scenario.output[-3000:]
+    moves = report["hosts_updated"][0]["evacuation"]["moves"]
+    assert moves and {move["target"] for move in moves} == {"hv1"}, moves
+    assert other["status"] == "ok", other  # the other run's stage was left alone
