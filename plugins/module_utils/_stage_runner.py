@@ -48,6 +48,7 @@ SHUTDOWN_SIGNAL_GRACE_SECONDS = 3.0
 REBOOT_CHECK_SECONDS = 0.5
 # How often an attached runner (agent executor) checks that its connection is still there.
 CONNECTION_CHECK_SECONDS = 0.2
+_PR_SET_CHILD_SUBREAPER = 36
 
 ConnectionCheck = Callable[[], Optional[str]]
 
@@ -92,7 +93,6 @@ def wait_attached(proc: "subprocess.Popen[bytes]", timeout: float, lost: Connect
         why = lost()
         if why:
             raise ConnectionLost(why)
-_PR_SET_CHILD_SUBREAPER = 36
 
 
 def kill_script_tree(proc: "subprocess.Popen[bytes]", grace: float) -> Optional[int]:

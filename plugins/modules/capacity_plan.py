@@ -49,8 +49,8 @@ options:
     default: true
   plan_skips:
     description:
-      - Plan as skips the hosts of O(hosts) the run will skip: those whose C(rm_scripts) (from the gather) has no
-        C(Maintenance) script, and those whose C(rm_record) says PreFlight exited 70.
+      - Plan as skips the hosts of O(hosts) the run will skip, those whose C(rm_scripts) (from the gather) has no
+        C(Maintenance) script and those whose C(rm_record) says PreFlight exited 70.
       - A skipped host is not evacuated; its guests stay where they are and it stays a target for the others.
     type: bool
     default: false

@@ -18,7 +18,7 @@ description:
   - If a migration fails, the deadline passes or the run is cancelled, no further migration starts, those in
     flight are aborted, and the host leaves maintenance again. No guest is stopped or lost; one that a failed
     migration of ours left paused is resumed once its target is known not to run it (a pause by the operator or
-    an I/O error is left alone), and one running on both hosts is never touched and named in O(on_both); the
+    an I/O error is left alone), and one running on both hosts is never touched and named in RV(on_both); the
     result says which guests moved where and why the rest did not.
   - With O(state=absent) the host leaves maintenance, once no evacuation runs on it any more (one still running is
     cancelled and waited for first). Guests do not move back.

@@ -28,10 +28,10 @@ description:
     dropped connection, a controller restart or a host reboot never loses it; the controller polls every
     O(ping_interval) seconds and notices completion at once. A host that reboots during the stage is
     recognised by its new boot id and the stage ends as C(rebooted), whether it was reset or shut down
-    gracefully (C(systemctl reboot) sends SIGTERM to everything first: only a cancel the controller recorded
+    gracefully (C(systemctl reboot) sends SIGTERM to everything first; only a cancel the controller recorded
     first counts as a cancel).
   - A script that succeeds but leaves a reboot pending (C(shutdown -r +1), C(systemd-run --on-active=5 systemctl
-    reboot)) has not ended its stage: it ends as C(rebooted) once the host is back, within O(stage_timeout),
+    reboot)) has not ended its stage; it ends as C(rebooted) once the host is back, within O(stage_timeout),
     and as C(timeout) if the host has not gone down by then. Pending reboots are read from systemd (its
     scheduled-shutdown file, queued shutdown jobs, timers that run a shutdown command).
   - After O(stage_timeout) seconds the script's whole process group (and anything it left below it) gets

@@ -94,7 +94,7 @@ def test_a_graceful_reboot_during_maintenance_on_another_ansible_core(scenario: 
 @pytest.mark.parametrize("how", ["graceful", "hard"])
 @pytest.mark.parametrize("stage", ["PreMaintenance", "PostMaintenance"])
 def test_a_reboot_during_another_stage_fails_the_host(scenario: Run, lab: Lab, autostart_guests: List[str],
-                                                     stage: str, how: str) -> None:
+                                                      stage: str, how: str) -> None:
     boot_before = play_with_a_reboot(scenario, lab, stage, how)
     report = scenario.report
     assert scenario.completed.returncode == 2, scenario.output[-3000:]

@@ -166,8 +166,8 @@ def test_a_sigterm_no_cancel_asked_for_is_a_shutdown_settled_as_rebooted(
     it waits for the new boot id."""
     marker = unique_duration()
     started = tmp_path / "started"
-    script = shell_script(tmp_path, "touch %s\n%s" % (started, "kill -TERM $$" if first == "script" else
-                                                       "sleep %s" % marker))
+    body = "kill -TERM $$" if first == "script" else "sleep %s" % marker
+    script = shell_script(tmp_path, "touch %s\n%s" % (started, body))
     job = new_job(store, script)
     start(store, job, script, tmp_path)
     wait_for(started.exists, "the script to start")
