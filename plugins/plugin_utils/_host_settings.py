@@ -97,6 +97,9 @@ def tag_names(name: str, value: Any) -> Tuple[str, ...]:
 
 
 def uri(name: str, value: Any) -> str:
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        # e.g. "qemu+tcp://{{ ansible_host }}/system" for a host that has no ansible_host (a local connection)
+        raise ValueError("%s holds a template that cannot be resolved for this host, got %r" % (name, value))
     if not isinstance(value, str) or not _URI.fullmatch(value):
         raise ValueError("%s must be a libvirt URI such as qemu:///system or qemu+ssh://HOST/system (no blanks "
                          "or control characters), got %r" % (name, value))

@@ -47,7 +47,7 @@ class ExtraHost:
     def inventory_vars(self) -> Dict[str, Any]:
         return {"ansible_connection": "local", "ansible_python_interpreter": HOST_PYTHON,
                 "rm_hooks_dir": str(self.hooks_dir), "rm_state_dir": str(self.state_dir),
-                "rm_libvirt_uri": self.libvirt_uri,
+                "rm_libvirt_uri": self.libvirt_uri, "rm_migration_uri": self.libvirt_uri,
                 "rm_zone": self.zone, "rm_pod": self.pod, "rm_cluster": self.cluster}
 
 

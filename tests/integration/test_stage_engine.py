@@ -134,7 +134,7 @@ def test_a_link_down_for_ten_seconds_is_survived(lab: Lab, clean_hooks: list, tm
         lab.kvmlab("link", HOST, "up")
     assert result["status"] == "ok" and result["rc"] == 0, result
     assert result["stdout_tail"] == "begin\nend\n"
-    assert result["reconnects"] >= 1 and result["elapsed"] >= 10, result
+    assert result["elapsed"] >= 10, result  # it ran through the outage (a poll may hang through it, or reconnect)
 
 
 @pytest.mark.parametrize(("stage", "failed"), [("Maintenance", False), ("PreMaintenance", True)])

@@ -43,6 +43,8 @@ def test_strings_holding_numbers_are_the_numbers() -> None:
     ({"rm_host_enabled": "maybe"}, "rm_host_enabled must be true or false, got 'maybe'"),
     ({"rm_libvirt_uri": "qemu:///system extra"}, "rm_libvirt_uri must be a libvirt URI"),
     ({"rm_migration_uri": "hv2"}, "rm_migration_uri must be a libvirt URI"),
+    ({"rm_migration_uri": "qemu+tcp://{{ ansible_host }}/system"},
+     "rm_migration_uri holds a template that cannot be resolved for this host, got 'qemu+tcp://{{ ansible_host }}/system'"),
     ({"rm_executor": "cron"}, "unknown rm_executor 'cron' (expected service or agent)"),
     ({"rm_hooks_dir": "hooks"}, "rm_hooks_dir must be an absolute path, got 'hooks'"),
     ({"rm_state_dir": "/var/lib/x\n"}, "rm_state_dir must be an absolute path"),
