@@ -8,7 +8,6 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from ansible_collections.kvmops.rolling.plugins.module_utils import _evacuation as evacuation_module
 from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
     Evacuation,
     EvacuationError,
@@ -197,11 +196,11 @@ def test_a_failed_migration_aborts_the_others_in_flight_at_once() -> None:
     cloud = FakeCloud({"src": ["a", "b"]})
     cloud.hang.add("a")  # would never end by itself
     cloud.fail["b"] = "unable to connect to server at 'h3:16509': Connection refused"
-    began = time.monotonic()
     result = evacuate(cloud, plan("a>h2", "b>h3"), parallel=2)
     assert cloud.aborted == {"a"}
-    assert time.monotonic() - began < evacuation_module.ABORT_GRACE_SECONDS  # not left to the grace period
-    assert {move["vm"]: move["status"] for move in result["moves"]} == {"a": "aborted", "b": "failed"}
+    moves = {move["vm"]: move for move in result["moves"]}
+    assert {vm: move["status"] for vm, move in moves.items()} == {"a": "aborted", "b": "failed"}
+    assert "still in progress" not in moves["a"]["error"]  # ended by the abort, not given up after the grace
     assert cloud.where == {"a": "src", "b": "src"} and cloud.paused == {}  # a resumed: h2 does not run it
 
 
