@@ -25,6 +25,10 @@ description:
     word refuses the run, so nothing the operator typed is silently dropped."
   - The hosts in scope come back grouped by cluster, clusters in the order of their first host in the
     inventory and hosts in inventory order, with every host of the clusters concerned (the migration targets).
+  - A cluster is its zone, pod and cluster names together (C(rm_zone), C(rm_pod), C(rm_cluster)); two clusters
+    called C(c1) in two zones are two clusters. The run names a cluster by its name alone when no other zone or
+    pod of the inventory has a cluster of that name, and as C(zone/pod/name) otherwise; C(rm_clusters) takes
+    either form (C(c1) picks every cluster called c1, C(z2/p1/c1) only that one).
 author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
@@ -54,7 +58,7 @@ clusters:
   type: list
   elements: str
 members:
-  description: Cluster name to all its inventory hosts, in inventory order.
+  description: Each cluster (as the run names it) to all its inventory hosts, in inventory order.
   returned: success
   type: dict
 cluster_hosts:
@@ -63,9 +67,14 @@ cluster_hosts:
   type: list
   elements: str
 cluster_of:
-  description: Host name to cluster name, for every host of the clusters concerned.
+  description: Host name to its cluster as the run names it, for every host of the clusters concerned.
   returned: success
   type: dict
+identity:
+  description: Each cluster (as the run names it) to its zone, pod and cluster names.
+  returned: success
+  type: dict
+  sample: {"z2/p1/c1": {"zone": "z2", "pod": "p1", "cluster": "c1"}}
 kind:
   description: Which scope variable was given.
   returned: success

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import group_by_cluster
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import (
+    cluster_identity,
+    cluster_names,
+    group_by_cluster,
+)
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_settings import host_settings
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._placement import host_capacity, plan_cluster
 # SPEC reasons of the skips the plan can foresee.
@@ -43,7 +47,7 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
     """Plan the evacuation of every host of ``scope`` (in that order), cluster by cluster.
 
     ``inventory`` is every inventory host in inventory order: the other hosts of a cluster are its
-    migration targets. ``host_vars(host)`` gives a host's variables (rm_cluster, rm_host_tags,
+    migration targets. ``host_vars(host)`` gives a host's variables (rm_zone, rm_pod, rm_cluster, rm_host_tags,
     rm_migration_uri, rm_cpu_overcommit_ratio, rm_memory_overcommit_ratio, rm_reserved_host_memory_mib,
     rm_host_capacity, rm_host_enabled); ``facts(host)`` what hypervisor_info found there (None:
     not gathered, the host was unreachable).
@@ -58,9 +62,7 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
     order of the run) and ``feasible``.
     """
     skips = {host: reason for host, reason in (skips or {}).items() if reason and host in scope}
-    cluster_of = {host: str(host_vars(host).get("rm_cluster") or "") for host in inventory}
-    for host in scope:
-        cluster_of.setdefault(host, str(host_vars(host).get("rm_cluster") or ""))
+    cluster_of = cluster_names({host: cluster_identity(host_vars(host)) for host in list(inventory) + list(scope)})
     clusters: List[Dict[str, Any]] = []
     moves: Dict[str, List[Dict[str, str]]] = {}
     problems: Dict[str, str] = {}

@@ -9,7 +9,26 @@ the cluster_serial strategy (which refuses a play that would break that order).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+# A cluster is its zone, pod and cluster names together: two clusters called c1 in two zones are two clusters.
+ClusterIdentity = Tuple[str, str, str]
+
+
+def cluster_identity(host_vars: Mapping[str, Any]) -> ClusterIdentity:
+    """The host's (zone, pod, cluster) from its rm_zone, rm_pod and rm_cluster ('' for what is unset)."""
+    zone, pod, cluster = (str(host_vars.get(name) or "") for name in ("rm_zone", "rm_pod", "rm_cluster"))
+    return zone, pod, cluster
+
+
+def cluster_names(identities: Mapping[str, ClusterIdentity]) -> Dict[str, str]:
+    """Each host's cluster as the run names it (locks, marks, plan, report): its name alone when no other
+    zone or pod of ``identities`` has a cluster of that name, else zone/pod/name. '' for a host without one."""
+    places: Dict[str, set] = {}
+    for zone, pod, cluster in identities.values():
+        places.setdefault(cluster, set()).add((zone, pod))
+    return {host: cluster if not cluster or len(places[cluster]) == 1 else "%s/%s/%s" % (zone, pod, cluster)
+            for host, (zone, pod, cluster) in identities.items()}
 
 
 def group_by_cluster(hosts: Iterable[str], cluster_of: Callable[[str], str]) -> List[str]:

@@ -88,7 +88,7 @@ def assess(clusters: Mapping[str, Sequence[str]], states: Mapping[str, Optional[
     for run in orphans:
         gone[run] = "it holds no lock any more"
     if resume:
-        _choose_resumed(recovery, gone, reachable)
+        _choose_resumed(recovery, clusters, gone, reachable)
         if recovery.refusal:
             return recovery
     for host, state in reachable.items():
@@ -135,7 +135,14 @@ def _runs_in(state: Mapping[str, Any]) -> Set[str]:
     return {run for run in runs if run}
 
 
-def _choose_resumed(recovery: Recovery, gone: Mapping[str, str], reachable: Mapping[str, Mapping[str, Any]]) -> None:
+def _cluster_of(clusters: Mapping[str, Sequence[str]]) -> Dict[str, str]:
+    """Host -> its cluster as this run names it. A cluster mark counts for the cluster of the host it lies on,
+    whatever name it was written under (a cluster is named zone/pod/name once a namesake appears elsewhere)."""
+    return {host: cluster for cluster, members in clusters.items() for host in members}
+
+
+def _choose_resumed(recovery: Recovery, clusters: Mapping[str, Sequence[str]], gone: Mapping[str, str],
+                    reachable: Mapping[str, Mapping[str, Any]]) -> None:
     locked = sorted({(state.get("lock") or {}).get("run_id") for state in reachable.values()} & set(gone))
     if len(locked) > 1:
         recovery.refusal = ("rm_resume: several interrupted runs hold these clusters (%s); resume them one at a time, "
@@ -146,14 +153,15 @@ def _choose_resumed(recovery: Recovery, gone: Mapping[str, str], reachable: Mapp
         return
     run = locked[0]
     recovery.run_id = recovery.resumed_from = run
+    cluster_of = _cluster_of(clusters)
     for host, state in reachable.items():
         journal = state.get("last_run") or {}
         record = journal.get("record") if journal.get("run_id") == run else None
         if isinstance(record, dict) and (record_is_final(record) or record.get("status") == "in_progress"):
             recovery.resumed_records[host] = record
         cluster_mark = state.get("cluster_mark") or {}
-        if cluster_mark.get("run_id") == run and cluster_mark.get("cluster") not in recovery.disabled_clusters:
-            recovery.disabled_clusters.append(cluster_mark.get("cluster"))
+        if cluster_mark.get("run_id") == run and cluster_of[host] not in recovery.disabled_clusters:
+            recovery.disabled_clusters.append(cluster_of[host])
     records = sorted(recovery.resumed_records.items())
     words = ["%s %s already" % (host, record["status"]) for host, record in records if record_is_final(record)]
     words += ["%s goes on after %s" % (host, ", ".join(record.get("stages") or {}) or "its start")
@@ -163,7 +171,7 @@ def _choose_resumed(recovery: Recovery, gone: Mapping[str, str], reachable: Mapp
 
 def _plan_repairs(recovery: Recovery, clusters: Mapping[str, Sequence[str]],
                   reachable: Mapping[str, Mapping[str, Any]], gone: Mapping[str, str]) -> None:
-    cluster_of = {host: cluster for cluster, members in clusters.items() for host in members}
+    cluster_of = _cluster_of(clusters)
     for host in (host for members in clusters.values() for host in members if host in reachable):
         state = reachable[host]
         for job in state.get("running_jobs") or ():
@@ -180,7 +188,7 @@ def _plan_repairs(recovery: Recovery, clusters: Mapping[str, Sequence[str]],
         cluster_mark = state.get("cluster_mark") or {}
         run = cluster_mark.get("run_id")
         if run in gone and run != recovery.run_id:
-            cluster = cluster_mark.get("cluster") or cluster_of[host]
+            cluster = cluster_of[host]
             if cluster not in recovery.enable_clusters:
                 recovery.enable_clusters[cluster] = run
                 recovery.lines.append("cluster %s: left disabled by run %s: it is enabled again" % (cluster, run))

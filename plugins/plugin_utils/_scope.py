@@ -18,7 +18,11 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     split_payload,
     validate_timing,
 )
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import group_by_cluster
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import (
+    cluster_identity,
+    cluster_names,
+    group_by_cluster,
+)
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_settings import HostSettingsError, host_settings
 
 # Scope variable -> the host variable it matches (None: the inventory host name itself).
@@ -39,13 +43,15 @@ class Scope:
     kind: str                     # rm_hosts, rm_clusters, rm_pods or rm_zones
     names: List[str]              # what the operator asked for
     hosts: List[str]              # hosts to maintain, cluster after cluster, inventory order
-    cluster_of: Dict[str, str]    # every host of the clusters concerned -> its cluster
+    cluster_of: Dict[str, str]    # every host of the clusters concerned -> its cluster (cluster_names)
     members: Dict[str, List[str]] = field(default_factory=dict)  # cluster -> all its hosts, inventory order
+    identity: Dict[str, Dict[str, str]] = field(default_factory=dict)  # cluster -> its zone, pod and name
     settings: Dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"run_id": self.run_id, "kind": self.kind, "names": self.names, "hosts": self.hosts,
                 "clusters": list(self.members), "members": self.members, "cluster_of": self.cluster_of,
+                "identity": self.identity,
                 "cluster_hosts": [host for members in self.members.values() for host in members],
                 "settings": self.settings}
 
@@ -125,13 +131,17 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
     kind = chosen[0]
     variable = SCOPES[kind]
     asked = given[kind]
-    cluster_of = {host: str(host_vars(host).get("rm_cluster") or "") for host in inventory}
+    identities = {host: cluster_identity(host_vars(host)) for host in inventory}
+    cluster_of = cluster_names(identities)
     if variable is None:
         matching = [host for host in inventory if host in asked]
         unknown = [name for name in asked if name not in cluster_of]
     else:
-        matching = [host for host in inventory if str(host_vars(host).get(variable) or "") in asked]
-        found = {str(host_vars(host).get(variable) or "") for host in matching}
+        # rm_clusters also takes a cluster as the run names it (zone/pod/name), to pick one of two namesakes
+        names_of_host = {host: {str(host_vars(host).get(variable) or "")}
+                         | ({cluster_of[host]} if variable == "rm_cluster" else set()) for host in inventory}
+        matching = [host for host in inventory if names_of_host[host] & set(asked)]
+        found = set().union(*(names_of_host[host] for host in matching))
         unknown = [name for name in asked if name not in found]
     if unknown:
         # Named with the other problems: a stray -e word usually explains the unknown name.
@@ -157,4 +167,6 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
         raise ScopeError("; ".join(problems))
     return Scope(run_id=run_id, kind=kind, names=asked, hosts=hosts,
                  cluster_of={host: cluster_of[host] for members_ in members.values() for host in members_},
-                 members=members, settings=settings)
+                 members=members, settings=settings,
+                 identity={cluster: dict(zip(("zone", "pod", "cluster"), identities[hosts_[0]]))
+                           for cluster, hosts_ in members.items()})

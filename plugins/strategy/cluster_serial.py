@@ -9,8 +9,8 @@ name: cluster_serial
 short_description: One host at a time, cluster after cluster, in inventory order
 version_added: 0.1.0
 description:
-  - The linear strategy, run for one host at a time. Hosts are grouped by their C(rm_cluster) variable,
-    clusters in the order of their first host in the inventory, and hosts of a cluster in inventory order.
+  - The linear strategy, run for one host at a time. Hosts are grouped by cluster (a cluster is its
+    C(rm_zone), C(rm_pod) and C(rm_cluster) together), clusters in the order of their first host in the inventory, and hosts of a cluster in inventory order.
   - A play with C(serial) other than 1 is refused with a message saying why, and so is a sequence of
     serial batches that comes back to a cluster after another cluster was begun.
   - It only orders hosts and runs the built-in linear strategy for each; every guarantee of the rolling
@@ -29,7 +29,10 @@ from typing import Any, Dict, List, Optional
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 from ansible.utils.display import Display
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import (
+    ClusterIdentity,
     ClusterSequence,
+    cluster_identity,
+    cluster_names,
     group_by_cluster,
     serial_refusal,
 )
@@ -64,7 +67,7 @@ class StrategyModule(LinearStrategy):
         install_interrupt(self._abort_run, self._live_workers)
         self._only_host = None
         self._set_hosts_cache(play)
-        clusters = {name: self._cluster_of(play, name) for name in self._hosts_cache}
+        clusters = cluster_names({name: self._cluster_of(play, name) for name in self._hosts_cache})
         result = self._tqm.RUN_OK
         sequence = self._sequences.setdefault(play._uuid, ClusterSequence())
         for name in group_by_cluster(self._hosts_cache, clusters.__getitem__):
@@ -88,7 +91,6 @@ class StrategyModule(LinearStrategy):
     def _live_workers(self) -> List[int]:
         return [worker.pid for worker in self._tqm._workers if worker is not None and worker.pid and worker.is_alive()]
 
-    def _cluster_of(self, play: Any, name: str) -> str:
+    def _cluster_of(self, play: Any, name: str) -> ClusterIdentity:
         host = self._inventory.get_host(name)
-        variables = self._variable_manager.get_vars(play=play, host=host, include_hostvars=False)
-        return str(variables.get("rm_cluster", ""))
+        return cluster_identity(self._variable_manager.get_vars(play=play, host=host, include_hostvars=False))

@@ -50,6 +50,17 @@ def test_scope_is_planned_cluster_by_cluster_with_each_targets_migration_uri() -
                                       "target_uri": "qemu+ssh://10.0.0.2/system"}]
 
 
+def test_guests_never_move_to_a_namesake_cluster_in_another_zone() -> None:
+    host_vars = {"a1": {"rm_zone": "z1", "rm_cluster": "c1"}, "b1": {"rm_zone": "z2", "rm_cluster": "c1"},
+                 "a2": {"rm_zone": "z1", "rm_cluster": "c1"}}
+    result = plan(["a1"], host_vars, {"a1": facts(domain("web1")), "a2": facts(), "b1": facts()})
+    assert [cluster["cluster"] for cluster in result["clusters"]] == ["z1//c1"]
+    assert result["moves"]["a1"][0]["target"] == "a2"
+    assert result["lines"][0].startswith("z1//c1/a1")
+    lone = plan(["b1"], host_vars, {"a1": facts(), "a2": facts(), "b1": facts(domain("db1"))})
+    assert lone["problems"] == {"b1": "1 VM of b1 cannot move: db1: cluster z2//c1 has no other host"}
+
+
 def test_a_transitional_guest_blocks_its_cluster_only() -> None:
     host_facts = dict(FACTS, a2=facts(domain("mig", transitional=True, state="paused", state_reason="migration")))
     result = plan(["a1", "b2"], host_facts=host_facts)

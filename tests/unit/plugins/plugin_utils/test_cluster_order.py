@@ -6,6 +6,8 @@ import pytest
 
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import (
     ClusterSequence,
+    cluster_identity,
+    cluster_names,
     group_by_cluster,
     serial_refusal,
 )
@@ -15,6 +17,22 @@ CLUSTERS = {"a1": "c2", "b1": "c1", "a2": "c2", "b2": "c1", "c1h": "c3"}
 
 def test_group_by_cluster_keeps_inventory_order_inside_and_first_appearance_across() -> None:
     assert group_by_cluster(["a1", "b1", "a2", "c1h", "b2"], CLUSTERS.__getitem__) == ["a1", "a2", "b1", "b2", "c1h"]
+
+
+def test_a_cluster_is_its_zone_pod_and_name_together() -> None:
+    assert cluster_identity({"rm_zone": "z1", "rm_pod": "p1", "rm_cluster": "c1"}) == ("z1", "p1", "c1")
+    assert cluster_identity({"rm_cluster": "c1"}) == ("", "", "c1")
+
+
+def test_a_cluster_is_named_alone_unless_another_zone_or_pod_has_a_namesake() -> None:
+    names = cluster_names({"a": ("z1", "p1", "c1"), "b": ("z2", "p1", "c1"), "c": ("z1", "p1", "c1"),
+                           "d": ("z1", "p2", "c2"), "e": ("z1", "p2", "c2"), "f": ("z1", "p3", "c1"), "g": ("", "", "")})
+    assert names == {"a": "z1/p1/c1", "b": "z2/p1/c1", "c": "z1/p1/c1", "d": "c2", "e": "c2", "f": "z1/p3/c1", "g": ""}
+
+
+def test_namesake_clusters_are_grouped_apart() -> None:
+    names = cluster_names({"a1": ("z1", "p1", "c1"), "b1": ("z2", "p1", "c1"), "a2": ("z1", "p1", "c1")})
+    assert group_by_cluster(["a1", "b1", "a2"], names.__getitem__) == ["a1", "a2", "b1"]
 
 
 @pytest.mark.parametrize("serial", [[], [1], ["1"], [1, 1]])

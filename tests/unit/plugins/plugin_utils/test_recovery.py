@@ -115,3 +115,14 @@ def test_which_records_a_resumed_run_keeps() -> None:
     assert record_is_final({"status": "skipped", "kind": "skip"})
     assert not record_is_final({"status": "skipped", "kind": "failure"})
     assert not record_is_final({"status": "failed", "kind": "postfailure"})
+
+
+def test_a_cluster_mark_counts_for_the_cluster_of_its_host_whatever_name_it_was_written_under() -> None:
+    # Written as "c1" before a namesake appeared in another zone; the cluster is now z1/p1/c1.
+    clusters = {"z1/p1/c1": ["hv1", "hv2"], "z2/p1/c1": ["hv7"]}
+    states = {"hv1": state(cluster_mark={"run_id": "old", "cluster": "c1"}), "hv2": state(),
+              "hv7": state(cluster_mark={"run_id": "old", "cluster": "c1"}, lock=lock("old"))}
+    repaired = assess(clusters, states, "new", False, TIMEOUT, HERE, lambda _pid, _ticks: False)
+    assert repaired.enable_clusters == {"z1/p1/c1": "old", "z2/p1/c1": "old"}
+    resumed = assess(clusters, states, "new", True, TIMEOUT, HERE, lambda _pid, _ticks: False)
+    assert resumed.run_id == "old" and resumed.disabled_clusters == ["z1/p1/c1", "z2/p1/c1"]

@@ -47,6 +47,36 @@ def test_scope_knows_every_member_of_the_clusters_concerned() -> None:
     assert resolved.as_dict()["cluster_hosts"] == ["hv4", "hv5"]
 
 
+NAMESAKES: Dict[str, Dict[str, Any]] = {
+    "a1": {"rm_cluster": "c1", "rm_pod": "p1", "rm_zone": "z1"},
+    "b1": {"rm_cluster": "c1", "rm_pod": "p1", "rm_zone": "z2"},
+    "a2": {"rm_cluster": "c1", "rm_pod": "p1", "rm_zone": "z1"},
+    "b2": {"rm_cluster": "c1", "rm_pod": "p1", "rm_zone": "z2"},
+    "x1": {"rm_cluster": "c3", "rm_pod": "p1", "rm_zone": "z2"},
+}
+
+
+@pytest.mark.parametrize(("clusters", "hosts"), [
+    ("c1", ["a1", "a2", "b1", "b2"]),
+    ("z2/p1/c1", ["b1", "b2"]),
+    ("z2/p1/c1,c3", ["b1", "b2", "x1"]),
+])
+def test_clusters_of_the_same_name_in_two_zones_are_two_clusters(clusters: str, hosts: list) -> None:
+    resolved = resolve(dict(DEFAULTS, rm_clusters=clusters), list(NAMESAKES), NAMESAKES.__getitem__)
+    assert resolved.hosts == hosts
+    assert resolved.members == {key: members for key, members in {
+        "z1/p1/c1": ["a1", "a2"], "z2/p1/c1": ["b1", "b2"], "c3": ["x1"]}.items()
+        if set(members) & set(hosts)}
+    assert resolved.identity["c3" if "x1" in hosts else "z2/p1/c1"] == (
+        {"zone": "z2", "pod": "p1", "cluster": "c3" if "x1" in hosts else "c1"})
+    assert {resolved.cluster_of[host] for host in ("b1", "b2")} == {"z2/p1/c1"}
+
+
+def test_a_cluster_key_that_matches_nothing_is_refused() -> None:
+    with pytest.raises(ScopeError, match="rm_clusters: no inventory host has rm_cluster = 'z9/p1/c1'"):
+        resolve(dict(DEFAULTS, rm_clusters="z9/p1/c1"), list(NAMESAKES), NAMESAKES.__getitem__)
+
+
 @pytest.mark.parametrize(("run_vars", "complaint"), [
     ({}, "no scope: set exactly one of rm_hosts, rm_clusters, rm_pods, rm_zones"),
     ({"rm_hosts": " , "}, "no scope"),
