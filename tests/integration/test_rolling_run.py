@@ -245,3 +245,34 @@ def test_a_cluster_whose_disable_command_fails_has_none_of_its_hosts_maintained(
         assert {host: statuses[host] for host in c2} == {host: ("skipped", "not started") for host in c2}
     # the finish still takes c1's marks back (the fixture checks none is left) and tells the scheduler
     assert ["enable", "c1"] in scenario.events()
+
+
+def test_two_clusters_of_the_same_name_in_two_zones_are_two_clusters(scenario: Run) -> None:
+    scenario.hooks(ALL)
+    c2 = ALL[3:]
+    # The lab's c2 becomes a second c1, in zone z2 (in the lab's own group: hosts set right under "all"
+    # would come first in ansible's inventory order).
+    namesakes = scenario.dir / "namesakes.yml"
+    namesakes.write_text("all:\n  children:\n    kvm_hosts:\n      children:\n        c2:\n          hosts:\n" + "".join(
+        "            %s: {rm_zone: z2, rm_pod: p1, rm_cluster: c1}\n" % host for host in c2))
+    where = {guest: hosts[0] for guest, hosts in scenario.lab.running_guests().items()}
+    commands = {"rm_cluster_%s_command" % word: "sh -c 'echo %s $RM_ZONE/$RM_POD/$RM_CLUSTER >> %s'"
+                % (word, scenario.log) for word in ("disable", "enable")}
+    planned = scenario.play("--check", "-i", str(namesakes), "-e", "rm_clusters=z2/p1/c1")
+    assert scenario.completed.returncode == 0, scenario.output[-3000:]
+    assert [entry["host"] for entry in planned["hosts_planned"]] == c2, planned["details"]
+    report = scenario.play("-i", str(namesakes), "-e", "rm_clusters=c1", "-e", json.dumps(commands))
+    assert scenario.completed.returncode == 0 and report["success"], scenario.output[-3000:]
+    assert [(entry["host"], entry["cluster"]) for entry in report["hosts_updated"]] == (
+        [(host, "z1/p1/c1") for host in C1] + [(host, "z2/p1/c1") for host in c2])
+    assert [cluster["cluster"] for cluster in report["plan"]["clusters"]] == ["z1/p1/c1", "z2/p1/c1"]
+    # Each cluster disabled around its own hosts only, the scheduler told which one by zone, pod and name.
+    marks = [" ".join(event) for event in scenario.events() if event[0] in ("disable", "enable")]
+    assert marks == ["disable z1/p1/c1", "enable z1/p1/c1", "disable z2/p1/c1", "enable z2/p1/c1"]
+    steps = [" ".join(event[:2]) for event in scenario.events() if event[0] != "PreFlight"]
+    assert steps.index("enable z1/p1/c1") < steps.index("disable z2/p1/c1") < steps.index("PreMaintenance hv4")
+    # Every guest moved within its own cluster: none crossed into the namesake in the other zone.
+    after = scenario.lab.running_guests()
+    assert set(after) == set(where) and all(len(hosts) == 1 for hosts in after.values()), after
+    for guest, host in where.items():
+        assert (after[guest][0] in C1) == (host in C1), (guest, host, after[guest])
