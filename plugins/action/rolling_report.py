@@ -49,6 +49,8 @@ class ActionModule(ValidatingAction):
                  if result.get("in_maintenance") is False]),
             "clusters_left_disabled": task_vars.get("rm_disabled_clusters") or [],
             "enable_failures": task_vars.get("rm_enable_failures") or [],
+            "unexpected_errors": [error for host in list(run.get("cluster_hosts") or ()) + ["localhost"] if host in hostvars
+                                  for error in hostvars[host].get("rm_unexpected_errors") or ()],
             "resumed_from": recovery.get("resumed_from", ""), "found": recovery.get("lines") or [],
             "maintenance_scripts": {
                 host: {"found": hostvars[host]["rm_scripts"].get("Maintenance") not in ("skipped", None),

@@ -18,6 +18,7 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
     status, stage, reason, start, end, stages, evacuation), in the order of the run; ``plan``: what
     capacity_plan returned; ``state``: aborted, abort_reason, forced, check_mode, started, ended,
     cancel_failures (hosts that could not leave maintenance), clusters_left_disabled, enable_failures,
+    unexpected_errors (tasks that failed where nothing may: the run aborted there),
     resumed_from (the interrupted run this one took up), found (what earlier runs left, and what was done),
     maintenance_scripts (host -> found, hooks_dir, for the hosts whose scripts were looked up).
     """
@@ -44,6 +45,7 @@ def build_report(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]], p
                                 % (state.get("abort_reason") or "unknown reason")))
     leftovers = ["guest %s runs on two hosts, left untouched on both: keep one, destroy the other" % guest
                  for guest in guests_on_two_hosts(records)]
+    leftovers += list(state.get("unexpected_errors") or ())
     leftovers += ["host %s could not leave maintenance" % item for item in state.get("cancel_failures") or ()]
     leftovers += ["cluster %s is still disabled by this run" % item for item in state.get("clusters_left_disabled") or ()]
     leftovers += ["enabling cluster %s" % item for item in state.get("enable_failures") or ()]

@@ -92,3 +92,12 @@ def test_a_guest_running_on_two_hosts_heads_the_report() -> None:
         "ATTENTION: guest web (here and on hv2) runs on two hosts, left untouched on both: keep one, destroy the "
         "other; host hv3 (unreachable) could not leave maintenance")
     assert not report["success"]
+
+
+def test_an_unexpected_error_heads_the_report() -> None:
+    error = 'unexpected error on hv2 at "Plan this host\'s evacuation again": boom'
+    report = build_report(RUN, [record("hv1", "updated"), record("hv2", "failed", stage="unexpected error", reason=error)],
+                          {}, {"aborted": True, "abort_reason": error, "unexpected_errors": [error]})
+    lines = report_lines(report)
+    assert lines[0] == "ATTENTION: " + error and not report["success"]
+    assert report["details"].startswith("aborted: " + error)
