@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import MAINTENANCE_ARGUMENT_SPEC, parse_moves
+from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
+    LEAVE_TIMEOUT_SECONDS,
+    MAINTENANCE_ARGUMENT_SPEC,
+    parse_moves,
+)
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import validate_timing
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_job_action import HostJobAction
 
@@ -27,7 +31,8 @@ class ActionModule(HostJobAction):
         return "evacuation" if args["state"] == "present" else "leaving maintenance"
 
     def job_timing(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        return {"timeout": args["wait_timeout"], "ping_interval": args["ping_interval"]}
+        timeout = args["wait_timeout"] if args["state"] == "present" else LEAVE_TIMEOUT_SECONDS
+        return {"timeout": timeout, "ping_interval": args["ping_interval"]}
 
     def conclude(self, result: Dict[str, Any], args: Dict[str, Any]) -> None:
         result["failed"] = bool(result.get("failed")) or result["status"] not in ("ok", "would_run")

@@ -39,6 +39,12 @@ TICK_SECONDS = 0.2
 ABORT_GRACE_SECONDS = 30
 # How long the final check waits for a target's libvirt to say whether a guest runs there (a hung daemon never does).
 TARGET_CHECK_SECONDS = 30.0
+# How long leaving maintenance waits for a cancelled evacuation to end: its aborts may take the grace period,
+# and each guest's final check the target check, after which the job writes its result.
+EVACUATION_STOP_SECONDS = int(ABORT_GRACE_SECONDS + TARGET_CHECK_SECONDS + 10)
+# Leaving maintenance takes no longer than that stop: a host out of reach for longer is given up (the run's
+# finish tries again, and the next run repairs what is left), not waited for during the whole wait_timeout.
+LEAVE_TIMEOUT_SECONDS = EVACUATION_STOP_SECONDS + 10
 
 # The options of the host_maintenance module, shared with its action plugin so both validate alike.
 MAINTENANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {

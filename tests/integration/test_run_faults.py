@@ -132,6 +132,42 @@ def test_a_link_down_during_premaintenance_lets_the_stage_decide(scenario: Run, 
         assert lab.running_guests() == before  # it never entered maintenance: nothing moved
 
 
+def test_a_host_that_could_not_leave_maintenance_and_did_at_the_finish_has_no_attention_line(
+        scenario: Run, lab: Lab) -> None:
+    # hv2's link goes down during its Maintenance stage and stays down: the controller gives the stage up,
+    # and leaving maintenance fails too. The link is back before the finish, whose retry takes hv2 out of
+    # maintenance: the report's first line must not say it is still in maintenance.
+    ensure_guest(lab, "hv2")
+    started, go, finish = (scenario.dir / name for name in ("maintenance-started", "go", "finish"))
+    scenario.hooks(["hv2"], {("hv2", "Maintenance"): "touch %s; %s; exit 0" % (started, wait_for_file(go))})
+    mark = lab.state_dir("hv2") / "maintenance.json"
+    seen: Dict[str, bool] = {}
+
+    def cut_the_link_until_the_cluster_is_enabled() -> None:
+        wait_until(started.exists, "hv2's Maintenance stage to start")
+        lab.kvmlab("link", "hv2", "down")
+        try:
+            go.touch()
+            # the run's own enable of c1, after hv2's turn and before the finish: it waits for the test
+            wait_until(lambda: ["enable", "c1"] in scenario.events(), "the run to enable c1 after hv2's turn",
+                       limit=300)
+            seen["in maintenance"] = mark.exists()
+        finally:
+            lab.kvmlab("link", "hv2", "up")
+            finish.touch()
+
+    enable = "sh -c 'echo enable $RM_CLUSTER >> %s; %s'" % (scenario.log, wait_for_file(finish))
+    with meanwhile(cut_the_link_until_the_cluster_is_enabled):
+        report = scenario.play("-e", "rm_hosts=hv2", "-e", "rm_stage_timeout=5",
+                               "-e", json.dumps({"rm_cluster_enable_command": enable}))
+    assert seen == {"in maintenance": True}, "hv2 left maintenance during its turn: the finish had nothing to retry"
+    assert scenario.completed.returncode == 2, scenario.output[-3000:]
+    assert scenario.statuses() == {"hv2": ("failed", "Maintenance")}, report["hosts_failed"]
+    assert report["attention"] == [], report["attention"]
+    assert not first_report_line(scenario).startswith("ATTENTION"), first_report_line(scenario)
+    assert not mark.exists()
+
+
 # --- 3. A stage script that ignores SIGTERM and hangs ----------------------------------------------------------------
 
 def test_a_script_that_ignores_sigterm_is_killed_at_the_timeout_with_everything_it_started(
