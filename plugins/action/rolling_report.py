@@ -59,8 +59,8 @@ class ActionModule(ValidatingAction):
         }
         plan = task_vars.get("rm_plan") or {}
         report = build_report(run, records, plan, state)
-        try:
-            write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", mode=0o644)
+        try:  # readable by the controller's user only: stage output tails may hold what a script printed
+            write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", mode=0o600)
         except OSError as exc:
             raise AnsibleActionFail("cannot write the report to %s: %s" % (path, exc.strerror))
         lines = report_lines(report)

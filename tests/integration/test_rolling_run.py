@@ -37,6 +37,7 @@ def test_a_clean_run_updates_every_host_cluster_by_cluster(scenario: Run) -> Non
         if event[0] == "Maintenance":
             assert event[2] == "0", "%s still ran guests during its Maintenance stage" % event[1]
     assert "SUCCESS - 6 updated, 0 skipped, 0 failed" in scenario.output
+    assert scenario.report_path.stat().st_mode & 0o777 == 0o600  # output tails may hold what a script printed
 
 
 def test_hosts_that_need_no_maintenance_are_skipped_with_the_spec_reasons(scenario: Run) -> None:
