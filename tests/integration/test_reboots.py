@@ -84,11 +84,18 @@ def test_a_reboot_during_maintenance_is_its_success(scenario: Run, lab: Lab, how
 
 @pytest.mark.skipif(not OTHER_VENVS, reason="no second ansible-core venv (.venv-*) was bootstrapped")
 @pytest.mark.parametrize("venv", OTHER_VENVS, ids=[path.name for path in OTHER_VENVS])
-def test_a_graceful_reboot_during_maintenance_on_another_ansible_core(scenario: Run, lab: Lab, venv: Path) -> None:
-    play_with_a_reboot(scenario, lab, "Maintenance", "graceful", venv)
-    assert scenario.completed.returncode == 0, scenario.output[-3000:]
-    assert scenario.statuses() == {HOST: ("updated", "")}, scenario.report["details"]
-    assert scenario.report["hosts_updated"][0]["stages"]["Maintenance"]["status"] == "rebooted"
+@pytest.mark.parametrize(("stage", "how"), [("Maintenance", "graceful"), ("Maintenance", "hard"),
+                                            ("PostMaintenance", "graceful")])
+def test_a_reboot_on_another_ansible_core(scenario: Run, lab: Lab, venv: Path, stage: str, how: str) -> None:
+    play_with_a_reboot(scenario, lab, stage, how, venv)
+    if stage == "Maintenance":
+        assert scenario.completed.returncode == 0, scenario.output[-3000:]
+        assert scenario.statuses() == {HOST: ("updated", "")}, scenario.report["details"]
+        assert scenario.report["hosts_updated"][0]["stages"]["Maintenance"]["status"] == "rebooted"
+    else:
+        assert scenario.completed.returncode == 2, scenario.output[-3000:]
+        assert scenario.statuses() == {HOST: ("failed", stage)}, scenario.report["details"]
+        assert scenario.report["hosts_failed"][0]["stages"][stage]["status"] == "rebooted"
 
 
 @pytest.mark.parametrize("how", ["graceful", "hard"])
@@ -111,14 +118,16 @@ def test_a_reboot_during_another_stage_fails_the_host(scenario: Run, lab: Lab, a
                    "%s's guests to start again" % HOST, limit=60)
 
 
-def test_a_reboot_the_script_scheduled_as_it_exited_is_waited_for(scenario: Run, lab: Lab) -> None:
+@pytest.mark.parametrize("venv", [None, *OTHER_VENVS], ids=["default", *(path.name for path in OTHER_VENVS)])
+def test_a_reboot_the_script_scheduled_as_it_exited_is_waited_for(scenario: Run, lab: Lab, venv: Optional[Path]) -> None:
     """`shutdown -r +1; exit 0` (or `systemd-run --on-active=5 systemctl reboot; exit 0`): the host goes down after
     the script has ended, and the run waits for it to come back before it leaves maintenance."""
     post_boot = scenario.dir / "post-boot-id"
     scenario.hooks([HOST], {(HOST, "Maintenance"): "echo patching\n%s 3\nexit 0" % LAB_REBOOT,
                             (HOST, "PostMaintenance"): "cat /proc/sys/kernel/random/boot_id > %s" % post_boot})
     boot_before = lab.boot_id(HOST)
-    report = scenario.play("-e", "rm_hosts=%s" % HOST, "-e", "rm_stage_timeout=300")
+    report = scenario.play("-e", "rm_hosts=%s" % HOST, "-e", "rm_stage_timeout=300",
+                           venv_bin=venv / "bin" if venv else None)
     assert scenario.completed.returncode == 0, scenario.output[-3000:]
     assert report["success"] and scenario.statuses() == {HOST: ("updated", "")}, report["details"]
     maintenance = report["hosts_updated"][0]["stages"]["Maintenance"]
