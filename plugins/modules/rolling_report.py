@@ -29,8 +29,8 @@ extends_documentation_fragment:
 options:
   path:
     description:
-      - Where the JSON report is written on the controller (replaced atomically, mode 0600: the stage output
-        tails in it may hold what a script printed).
+      - Where the JSON report is written on the controller (replaced atomically, mode 0600, since the stage
+        output tails in it may hold what a script printed).
       - Empty means C(rolling-maintenance-RUN_ID.json) in the current directory. A run refused before it had a
         valid run id is named C(refused-) and the time.
     type: path
