@@ -10,7 +10,8 @@ short_description: One host at a time, cluster after cluster, in inventory order
 version_added: 0.1.0
 description:
   - The linear strategy, run for one host at a time. Hosts are grouped by cluster (a cluster is its
-    C(rm_zone), C(rm_pod) and C(rm_cluster) together), clusters in the order of their first host in the inventory, and hosts of a cluster in inventory order.
+    C(rm_zone), C(rm_pod) and C(rm_cluster) together), clusters in the order of their first host in the
+    inventory, and hosts of a cluster in inventory order.
   - A play with C(serial) other than 1 is refused with a message saying why, and so is a sequence of
     serial batches that comes back to a cluster after another cluster was begun.
   - It only orders hosts and runs the built-in linear strategy for each; every guarantee of the rolling
