@@ -181,6 +181,14 @@ class Lab:
             handle.flush()
             self.kvmlab(*args, "--metadata-xml", handle.name)
 
+    def ensure_guest(self, host: str, name: str = "") -> str:
+        """At least one guest runs on HOST alone (earlier tests move guests around); returns the one added, or ""."""
+        if any(hosts == [host] for hosts in self.running_guests().values()):
+            return ""
+        name = name or "t-on-%s" % host
+        self.add_guest(host, name)
+        return name
+
     def remove_guest(self, name: str) -> None:
         """Destroy and undefine a guest wherever it is defined."""
         report = json.loads(self.kvmlab("guests", "--json").stdout)

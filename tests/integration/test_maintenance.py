@@ -180,9 +180,8 @@ def test_a_migration_failing_mid_evacuation_leaves_maintenance_and_loses_no_gues
 
 
 def test_check_mode_shows_the_plan_and_moves_nothing(lab: Lab, guests: List[str], tmp_path: Path) -> None:
-    if not any(hosts == ["hv2"] for hosts in lab.running_guests().values()):  # earlier tests moved them away
+    if lab.ensure_guest("hv2", "t-check-hv2"):  # earlier tests moved them away
         guests.append("t-check-hv2")
-        lab.add_guest("hv2", "t-check-hv2")
     before = lab.running_guests()
     found = run(lab, tmp_path, maintenance_playbook(tmp_path, "hv2"), "--check")
     evacuation = found["evacuation"]

@@ -256,17 +256,22 @@ def test_two_clusters_of_the_same_name_in_two_zones_are_two_clusters(scenario: R
     namesakes = scenario.dir / "namesakes.yml"
     namesakes.write_text("all:\n  children:\n    kvm_hosts:\n      children:\n        c2:\n          hosts:\n" + "".join(
         "            %s: {rm_zone: z2, rm_pod: p1, rm_cluster: c1}\n" % host for host in c2))
+    for host in ("hv1", "hv4"):
+        scenario.lab.ensure_guest(host)
     where = {guest: hosts[0] for guest, hosts in scenario.lab.running_guests().items()}
     commands = {"rm_cluster_%s_command" % word: "sh -c 'echo %s $RM_ZONE/$RM_POD/$RM_CLUSTER >> %s'"
                 % (word, scenario.log) for word in ("disable", "enable")}
-    planned = scenario.play("--check", "-i", str(namesakes), "-e", "rm_clusters=z2/p1/c1")
+    # The bare name is both clusters, each planned under its zone/pod/name (check mode: nothing moves).
+    planned = scenario.play("--check", "-i", str(namesakes), "-e", "rm_clusters=c1")
     assert scenario.completed.returncode == 0, scenario.output[-3000:]
-    assert [entry["host"] for entry in planned["hosts_planned"]] == c2, planned["details"]
-    report = scenario.play("-i", str(namesakes), "-e", "rm_clusters=c1", "-e", json.dumps(commands))
+    assert [(entry["host"], entry["cluster"]) for entry in planned["hosts_planned"]] == (
+        [(host, "z1/p1/c1") for host in C1] + [(host, "z2/p1/c1") for host in c2]), planned["details"]
+    assert [cluster["cluster"] for cluster in planned["plan"]["clusters"]] == ["z1/p1/c1", "z2/p1/c1"]
+    # For real, one host of each (a host per cluster shows the marks and where guests go, at a third the time).
+    report = scenario.play("-i", str(namesakes), "-e", "rm_hosts=hv1,hv4", "-e", json.dumps(commands))
     assert scenario.completed.returncode == 0 and report["success"], scenario.output[-3000:]
     assert [(entry["host"], entry["cluster"]) for entry in report["hosts_updated"]] == (
-        [(host, "z1/p1/c1") for host in C1] + [(host, "z2/p1/c1") for host in c2])
-    assert [cluster["cluster"] for cluster in report["plan"]["clusters"]] == ["z1/p1/c1", "z2/p1/c1"]
+        [("hv1", "z1/p1/c1"), ("hv4", "z2/p1/c1")])
     # Each cluster disabled around its own hosts only, the scheduler told which one by zone, pod and name.
     marks = [" ".join(event) for event in scenario.events() if event[0] in ("disable", "enable")]
     assert marks == ["disable z1/p1/c1", "enable z1/p1/c1", "disable z2/p1/c1", "enable z2/p1/c1"]
@@ -275,5 +280,6 @@ def test_two_clusters_of_the_same_name_in_two_zones_are_two_clusters(scenario: R
     # Every guest moved within its own cluster: none crossed into the namesake in the other zone.
     after = scenario.lab.running_guests()
     assert set(after) == set(where) and all(len(hosts) == 1 for hosts in after.values()), after
+    assert not any(hosts == ["hv1"] or hosts == ["hv4"] for hosts in after.values()), after
     for guest, host in where.items():
         assert (after[guest][0] in C1) == (host in C1), (guest, host, after[guest])

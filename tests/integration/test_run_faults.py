@@ -67,12 +67,6 @@ def first_report_line(run: Run) -> str:
     return lines[header + 1]
 
 
-def ensure_guest(lab: Lab, host: str) -> None:
-    """At least one guest runs on HOST (earlier tests move guests around); an added one goes after the test."""
-    if not any(hosts == [host] for hosts in lab.running_guests().values()):
-        lab.add_guest(host, "t-on-%s" % host)
-
-
 # --- 2. A link down during PreMaintenance -------------------------------------------------------------------------
 
 def controller_reconnecting(lab: Lab, host: str) -> bool:
@@ -137,7 +131,7 @@ def test_a_host_that_could_not_leave_maintenance_and_did_at_the_finish_has_no_at
     # hv2's link goes down during its Maintenance stage and stays down: the controller gives the stage up,
     # and leaving maintenance fails too. The link is back before the finish, whose retry takes hv2 out of
     # maintenance: the report's first line must not say it is still in maintenance.
-    ensure_guest(lab, "hv2")
+    lab.ensure_guest("hv2")
     started, go, finish = (scenario.dir / name for name in ("maintenance-started", "go", "finish"))
     scenario.hooks(["hv2"], {("hv2", "Maintenance"): "touch %s; %s; exit 0" % (started, wait_for_file(go))})
     mark = lab.state_dir("hv2") / "maintenance.json"
@@ -295,7 +289,7 @@ def play_with_a_death_mid_migration(scenario: Run, lab: Lab, seen: Dict[str, str
 def test_the_source_libvirtd_dying_during_the_evacuation(scenario: Run, lab: Lab, forced: bool) -> None:
     # hv1 is evacuated one guest at a time; its first migration is held at the target, then hv1's libvirtd
     # is killed. The evacuation fails, hv1 leaves maintenance; fail-fast aborts, forced fails hv1 and goes on.
-    ensure_guest(lab, "hv1")
+    lab.ensure_guest("hv1")
     scenario.hooks(C1)
     before = lab.running_guests()
     evacuated = guests_on(before, "hv1")
@@ -345,7 +339,7 @@ def test_the_target_dying_during_a_migration(scenario: Run, lab: Lab, death: str
     # nowhere (they died with it, which is no fault of the run). They are started again afterwards, as an
     # operator would after the crash, so the fixture's check covers the whole lab again.
     for host in C1:
-        ensure_guest(lab, host)
+        lab.ensure_guest(host)
     scenario.hooks(C1)
     before = lab.running_guests()
     evacuated = guests_on(before, "hv1")
@@ -464,7 +458,7 @@ def fill_up(path: Path) -> None:
 def test_a_full_state_disk_stops_the_evacuation_and_loses_no_guest(scenario: Run, lab: Lab) -> None:
     """hv1's state dir fills up while its first migration is held: the evacuation cannot write its progress, so it
     stops, aborts nothing left in flight, checks every guest and takes the host out of maintenance."""
-    ensure_guest(lab, "hv1")
+    lab.ensure_guest("hv1")
     lab.add_guest("hv1", "t-full")  # at least two guests: one moves, the rest stay
     scenario.hooks(["hv1"])
     filler = lab.state_dir("hv1") / "filler"
@@ -508,7 +502,7 @@ def evacuation_ended(lab: Lab, host: str, run: str) -> bool:
 def test_no_guest_is_migrated_onto_a_host_where_a_job_still_runs(scenario: Run, lab: Lab) -> None:
     """While hv2 waits in PreMaintenance, a stage of another run starts on hv3 (another controller's, say): the
     re-check sees hv3 busy, and every guest of hv2 goes to hv1."""
-    ensure_guest(lab, "hv2")
+    lab.ensure_guest("hv2")
     paused_at, proceed, other_started = (scenario.dir / name for name in ("pre-started", "proceed", "other-started"))
     scenario.hooks(C1, {("hv2", "PreMaintenance"): "touch %s\n%s" % (paused_at, wait_for_file(proceed))})
     other_hooks = lab.hooks_dir("hv3") / "other-run"
