@@ -38,6 +38,8 @@ STATUS_WOULD_RUN = "would_run"
 # Linux refuses a single argv word or environment string longer than MAX_ARG_STRLEN (128 KiB);
 # stay well below it so the payload fits both argv and RM_PAYLOAD.
 MAX_PAYLOAD_BYTES = 120 * 1024
+# Quotes and substitutions nested deeper than this are refused (the splitter recurses on each level).
+MAX_PAYLOAD_NESTING = 64
 
 # The largest timeout or interval accepted, in seconds (about 31 years): anything a stage could
 # really need fits, and a value beyond it (10**12, a duration in ms or a typo) is a mistake.
@@ -155,9 +157,9 @@ def split_payload(payload: str) -> List[str]:
             current.append(text[i + 1:end])
             i = end + 1
         elif char == '"':
-            i = _read_double_quoted(text, i, current)
+            i = _read_double_quoted(text, i, current, 1)
         elif char == "$" and text.startswith(("$(", "${"), i) or char == "`":
-            end = _end_of_substitution(text, i)
+            end = _end_of_substitution(text, i, 1)
             current.append(text[i:end])
             i = end
         else:
@@ -175,8 +177,17 @@ def _undecodable(char: str) -> str:
     return "the lone surrogate U+%04X" % ord(char)
 
 
-def _read_double_quoted(text: str, start: int, out: List[str]) -> int:
+def _check_nesting(text: str, start: int, nesting: int) -> None:
+    """Quotes and substitutions nest by recursion: past MAX_PAYLOAD_NESTING the payload is refused, not a traceback."""
+    if nesting > MAX_PAYLOAD_NESTING:
+        raise PayloadError(
+            "payload nests quotes and substitutions more than %d deep (at offset %d); no stage script needs that, "
+            "so it is refused rather than parsed" % (MAX_PAYLOAD_NESTING, start))
+
+
+def _read_double_quoted(text: str, start: int, out: List[str], nesting: int) -> int:
     """Append the unquoted content of the double-quoted string at ``start``; return the index after it."""
+    _check_nesting(text, start, nesting)
     i = start + 1
     while i < len(text):
         char = text[i]
@@ -187,7 +198,7 @@ def _read_double_quoted(text: str, start: int, out: List[str]) -> int:
                 out.append(text[i + 1])
             i += 2
         elif char == "$" and text.startswith(("$(", "${"), i) or char == "`":
-            end = _end_of_substitution(text, i)
+            end = _end_of_substitution(text, i, nesting + 1)
             out.append(text[i:end])
             i = end
         else:
@@ -196,8 +207,9 @@ def _read_double_quoted(text: str, start: int, out: List[str]) -> int:
     raise PayloadError("payload has an unterminated double quote at offset %d" % start)
 
 
-def _end_of_substitution(text: str, start: int) -> int:
+def _end_of_substitution(text: str, start: int, nesting: int) -> int:
     """Index just after the ``$(...)``, ``${...}`` or backquoted unit starting at ``start``."""
+    _check_nesting(text, start, nesting)
     if text[start] == "`":
         i = start + 1
         while i < len(text):
@@ -224,7 +236,7 @@ def _end_of_substitution(text: str, start: int) -> int:
             i = end + 1
             continue
         if char == '"':
-            i = _read_double_quoted(text, i, [])
+            i = _read_double_quoted(text, i, [], nesting + 1)
             continue
         if char == opener:
             depth += 1

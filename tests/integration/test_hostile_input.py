@@ -105,6 +105,8 @@ REFUSED_BEFORE_ANY_HOST = [
      "rm_payload: payload has an unterminated $( at offset 0"),
     ("payload-unterminated-backquote", SCOPE, {"rm_hosts": "hv1", "rm_payload": "`touch @MARK@"},
      "rm_payload: payload has an unterminated backquote at offset 0"),
+    ("payload-1000-nested-substitutions", SCOPE, {"rm_hosts": "hv1", "rm_payload": '"$(' * 1000 + "touch @MARK@"},
+     "rm_payload: payload nests quotes and substitutions more than 64 deep (at offset 96)"),
     ("payload-nul", SCOPE, {"rm_hosts": "hv1", "rm_payload": "a\x00b"},
      "rm_payload: payload contains a NUL byte, which cannot be passed as an argument"),
     ("payload-200KiB", SCOPE, {"rm_hosts": "hv1", "rm_payload": "x" * TOO_LONG},

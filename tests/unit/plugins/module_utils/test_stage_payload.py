@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_NESTING,
     PayloadError,
     split_payload,
 )
@@ -68,6 +69,20 @@ def test_split_payload_size_limit() -> None:
     # Counted in UTF-8 bytes, as argv and the environment count them.
     with pytest.raises(PayloadError, match="payload is %d bytes long" % (MAX_PAYLOAD_BYTES + 2)):
         split_payload("\u00e9" * (MAX_PAYLOAD_BYTES // 2 + 1))
+
+
+@pytest.mark.parametrize("unit", ['"$(', '$("', "${\"", "$(\"$("])
+def test_split_payload_refuses_nesting_past_the_limit_without_a_traceback(unit: str) -> None:
+    # Each quote inside a substitution (and each substitution inside quotes) is a level of the splitter's recursion.
+    with pytest.raises(PayloadError, match="nests quotes and substitutions more than %d deep" % MAX_PAYLOAD_NESTING):
+        split_payload(unit * 1000)
+
+
+def test_split_payload_takes_nesting_up_to_the_limit() -> None:
+    levels = MAX_PAYLOAD_NESTING // 2  # '"$(' is two levels
+    assert split_payload('"$(' * levels + ")\"" * levels + " next") == ['$(' + '"$(' * (levels - 1) + ')"' * (levels - 1) + ")", "next"]
+    # $( without quotes inside is counted by a loop, not recursion: any depth is taken.
+    assert split_payload("$(" * 1000 + ")" * 1000) == ["$(" * 1000 + ")" * 1000]
 
 
 def _dash_words(payload: str) -> list:
