@@ -114,7 +114,4 @@ def _capacity(host: str, cluster: str, variables: Mapping[str, Any], facts: Opti
 
 
 def _migration_uri(host: str, variables: Mapping[str, Any]) -> str:
-    uri = host_settings(host, variables).migration_uri
-    if uri:
-        return uri
-    return "qemu+ssh://%s/system" % (variables.get("ansible_host") or host)
+    return host_settings(host, variables).migration_uri

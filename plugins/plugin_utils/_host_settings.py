@@ -25,6 +25,9 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
 DEFAULT_RESERVED_MEMORY_MIB = 1024
 DEFAULT_LIBVIRT_URI = "qemu:///system"
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\x00-\x1f\x7f]*")
+# What may stand between "://" and the path: [user@]host[:port], the host a name, an IPv4 or a bracketed IPv6.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?")
+_AUTHORITY = re.compile(r"(?:[A-Za-z0-9._-]+@)?(?:(?P<name>[^\[\]:@]+)|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
@@ -103,7 +106,37 @@ def uri(name: str, value: Any) -> str:
     if not isinstance(value, str) or not _URI.fullmatch(value):
         raise ValueError("%s must be a libvirt URI such as qemu:///system or qemu+ssh://HOST/system (no blanks "
                          "or control characters), got %r" % (name, value))
+    authority, slash, _rest = value.split("://", 1)[1].partition("/")
+    # e.g. "qemu+tcp://{{ ansible_host }}/system" templated with ansible_host "hv2?netcat=x": libvirt would read
+    # the rest as its query parameters, so the URI would no longer say which host it reaches.
+    if not (authority == "" or _authority_is_a_host(authority)):
+        raise ValueError("%s must name its host as [user@]host[:port] (a host name or an IP address), got %r"
+                         % (name, value))
+    if not slash:
+        raise ValueError("%s has no path after its host (qemu+ssh://HOST/system), got %r" % (name, value))
     return value
+
+
+def _authority_is_a_host(authority: str) -> bool:
+    found = _AUTHORITY.fullmatch(authority)
+    return bool(found) and (found.group("name") is None or _is_host_address(found.group("name")))
+
+
+def _is_host_address(address: str) -> bool:
+    """A DNS name or an IPv4 address (a name's shape covers dotted digits)."""
+    return len(address) <= 253 and bool(_HOST_NAME.fullmatch(address))
+
+
+def default_migration_uri(host: str, address: Any) -> str:
+    """qemu+ssh://ADDRESS/system, ADDRESS the host's ansible_host (or its inventory name), refused unless a host."""
+    target = address if address not in (None, "") else host
+    if isinstance(target, str) and ":" in target and re.fullmatch(r"[0-9A-Fa-f:.]+", target):
+        return "qemu+ssh://[%s]/system" % target  # an IPv6 address
+    if not isinstance(target, str) or not _is_host_address(target):
+        raise ValueError("%s must be a host name or an IP address to build the default rm_migration_uri "
+                         "(qemu+ssh://ADDRESS/system), got %r; fix it or set rm_migration_uri for this host"
+                         % ("ansible_host" if target is address else "the inventory name", target))
+    return "qemu+ssh://%s/system" % target
 
 
 def absolute_path(name: str, value: Any) -> str:
@@ -161,6 +194,11 @@ def host_settings(host: str, variables: Mapping[str, Any]) -> HostSettings:
             continue
         try:
             values[attribute] = check(variable, value)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if "migration_uri" not in values and not problems:
+        try:
+            values["migration_uri"] = default_migration_uri(host, variables.get("ansible_host"))
         except ValueError as exc:
             problems.append(str(exc))
     if problems:

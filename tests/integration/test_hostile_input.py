@@ -157,6 +157,15 @@ REFUSED_BEFORE_ANY_HOST = [
      "host hv1: rm_host_tags must be a list or a comma-separated string of tags, got 5"),
     ("libvirt-uri-command", SCOPE, {"rm_hosts": "hv1", "rm_libvirt_uri": "qemu:///system; touch @MARK@"},
      "host hv1: rm_libvirt_uri must be a libvirt URI"),
+    # A libvirt URI from inventory: a host part that is not a host (libvirt reads what follows "?" as its options).
+    ("migration-uri-query-in-host", SCOPE, {"rm_hosts": "hv1", "rm_migration_uri": "qemu+tcp://hv2?netcat=x/system"},
+     "host hv1: rm_migration_uri must name its host as [user@]host[:port] (a host name or an IP address)"),
+    # The lab's rm_migration_uri is "qemu+tcp://{{ ansible_host }}/system": a hostile ansible_host reaches it.
+    ("ansible-host-query", SCOPE, {"rm_hosts": "hv1", "ansible_host": "hv1?netcat=touch%20@MARK@"},
+     "host hv1: rm_migration_uri must name its host as [user@]host[:port] (a host name or an IP address), got "
+     "'qemu+tcp://hv1?netcat=touch%20@MARK@/system'"),
+    ("ansible-host-blank", SCOPE, {"rm_hosts": "hv1", "ansible_host": "hv1 -oProxyCommand=touch"},
+     "host hv1: rm_migration_uri must be a libvirt URI such as qemu:///system or qemu+ssh://HOST/system (no blanks"),
     ("executor-unknown", SCOPE, {"rm_hosts": "hv1", "rm_executor": "cron"},
      "host hv1: unknown rm_executor 'cron' (expected service or agent)"),
     ("hooks-dir-relative", SCOPE, {"rm_hosts": "hv1", "rm_hooks_dir": "hooks"},

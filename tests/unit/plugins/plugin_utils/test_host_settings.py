@@ -15,8 +15,22 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_settings impo
 
 
 def test_unset_variables_take_the_defaults() -> None:
-    assert host_settings("hv1", {}) == HostSettings()
+    assert host_settings("hv1", {}) == HostSettings(migration_uri="qemu+ssh://hv1/system")
     assert HostSettings().reserved_memory_mib == DEFAULT_RESERVED_MEMORY_MIB
+
+
+@pytest.mark.parametrize(("variables", "migration_uri"), [
+    ({}, "qemu+ssh://hv1/system"),
+    ({"ansible_host": "10.0.0.12"}, "qemu+ssh://10.0.0.12/system"),
+    ({"ansible_host": "hv1.example.org"}, "qemu+ssh://hv1.example.org/system"),
+    ({"ansible_host": "fd00::12"}, "qemu+ssh://[fd00::12]/system"),
+    ({"ansible_host": "hv1?x", "rm_migration_uri": "qemu+tls://hv1.example.org/system"},
+     "qemu+tls://hv1.example.org/system"),  # given: ansible_host is not read for it
+    ({"rm_migration_uri": "qemu+ssh://root@[fd00::12]:2222/system?keyfile=/root/.ssh/k"},
+     "qemu+ssh://root@[fd00::12]:2222/system?keyfile=/root/.ssh/k"),
+])
+def test_the_migration_uri_is_given_or_built_from_the_address(variables: Dict[str, Any], migration_uri: str) -> None:
+    assert host_settings("hv1", variables).migration_uri == migration_uri
 
 
 def test_strings_holding_numbers_are_the_numbers() -> None:
@@ -45,6 +59,15 @@ def test_strings_holding_numbers_are_the_numbers() -> None:
     ({"rm_migration_uri": "hv2"}, "rm_migration_uri must be a libvirt URI"),
     ({"rm_migration_uri": "qemu+tcp://{{ ansible_host }}/system"},
      "rm_migration_uri holds a template that cannot be resolved for this host, got 'qemu+tcp://{{ ansible_host }}/system'"),
+    # A host part that is not a host: libvirt would read what follows "?" as its own parameters.
+    ({"rm_migration_uri": "qemu+tcp://hv2?netcat=x/system"},
+     "rm_migration_uri must name its host as [user@]host[:port] (a host name or an IP address), got 'qemu+tcp://hv2?"),
+    ({"rm_migration_uri": "qemu+ssh://a@b@hv2/system"}, "rm_migration_uri must name its host as [user@]host[:port]"),
+    ({"rm_migration_uri": "qemu+tcp://hv2"}, "rm_migration_uri has no path after its host (qemu+ssh://HOST/system)"),
+    ({"ansible_host": "hv2?netcat=x"}, "ansible_host must be a host name or an IP address to build the default "
+     "rm_migration_uri (qemu+ssh://ADDRESS/system), got 'hv2?netcat=x'; fix it or set rm_migration_uri for this host"),
+    ({"ansible_host": "root@hv2"}, "ansible_host must be a host name or an IP address"),
+    ({"ansible_host": "hv 2"}, "ansible_host must be a host name or an IP address"),
     ({"rm_executor": "cron"}, "unknown rm_executor 'cron' (expected service or agent)"),
     ({"rm_hooks_dir": "hooks"}, "rm_hooks_dir must be an absolute path, got 'hooks'"),
     ({"rm_state_dir": "/var/lib/x\n"}, "rm_state_dir must be an absolute path"),
