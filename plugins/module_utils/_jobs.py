@@ -19,6 +19,7 @@ import signal
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import StateDirError, prepare_state_dir
 from ansible_collections.kvmops.rolling.plugins.module_utils._systemd import leave_login_session
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_FAILED,
@@ -153,11 +154,12 @@ class JobStore:
         self.jobs_dir = os.path.join(state_dir, "jobs")
 
     def prepare(self) -> None:
-        """Create the state dir root-only; refuse one that others could write to."""
+        """Create the state dir root-only; refuse one that someone else could have planted or could change."""
         for path in (self.state_dir, self.jobs_dir):
-            if not os.path.isdir(path):
-                os.makedirs(path, mode=0o700, exist_ok=True)
-            os.chmod(path, 0o700)
+            try:
+                prepare_state_dir(path)
+            except StateDirError as exc:
+                raise JobError(str(exc))
 
     def job_dir(self, job_id: str) -> str:
         return os.path.join(self.jobs_dir, job_id)

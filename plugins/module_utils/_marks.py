@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from typing import Any, Dict, Mapping, Optional
 
@@ -26,6 +27,33 @@ JOURNAL_MARK = "last_run.json"
 
 class MarkError(Exception):
     """A mark exists but cannot be read or parsed: the state it records is unknown."""
+
+
+class StateDirError(Exception):
+    """The state dir (or a dir in it) is one that someone else could have planted or could change."""
+
+
+def prepare_state_dir(path: str) -> None:
+    """Create PATH 0700; StateDirError naming the fix when it is a symlink, not a directory, owned by another user
+    or writable by group or others (root reads job results and locks from it and writes into it: whoever controls it
+    could forge results or turn root's writes wherever a symlink points)."""
+    if not os.path.lexists(path):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symbolic link (to %s)" % os.readlink(path)
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory"
+    elif info.st_uid != os.geteuid():
+        problem = "is owned by uid %d, not by the connecting user (uid %d)" % (info.st_uid, os.geteuid())
+    elif info.st_mode & 0o022:
+        problem = "is writable by group or others (mode %04o)" % stat.S_IMODE(info.st_mode)
+    else:
+        os.chmod(path, 0o700)  # readable by others (an older umask) is only tightened: nothing could be planted
+        return
+    raise StateDirError("the state dir %s %s: anyone who controls it can forge job results; remove it (it is "
+                        "created 0700 again) or make it a directory of the connecting user with mode 0700"
+                        % (path, problem))
 
 
 def read_mark(state_dir: str, name: str) -> Optional[Dict[str, Any]]:

@@ -68,13 +68,14 @@ msg:
   type: str
 """
 
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     CLUSTER_MARK,
     MarkError,
+    StateDirError,
+    prepare_state_dir,
     read_mark,
     remove_mark,
     write_mark,
@@ -103,7 +104,10 @@ def main() -> None:
         if ours:
             module.exit_json(changed=False, previous=previous, disabled=True, msg="already disabled by this run")
         if not module.check_mode:
-            os.makedirs(state_dir, mode=0o700, exist_ok=True)
+            try:
+                prepare_state_dir(state_dir)
+            except StateDirError as exc:
+                module.fail_json(msg=str(exc))
             write_mark(state_dir, CLUSTER_MARK, {"cluster": params["cluster"], "run_id": params["run_id"],
                                                  "since": time.time()})
         module.exit_json(changed=True, previous=previous, disabled=True,

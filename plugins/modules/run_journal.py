@@ -52,13 +52,14 @@ msg:
   type: str
 """
 
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     JOURNAL_MARK,
     MarkError,
+    StateDirError,
+    prepare_state_dir,
     read_mark,
     renew_lock,
     write_mark,
@@ -79,9 +80,11 @@ def main() -> None:
         previous = None  # a corrupt record is replaced: it only ever helps a resume
     if not module.check_mode:
         try:
-            os.makedirs(params["state_dir"], mode=0o700, exist_ok=True)
+            prepare_state_dir(params["state_dir"])
             write_mark(params["state_dir"], JOURNAL_MARK, {"run_id": params["run_id"], "record": params["record"],
                                                            "written_at": time.time()})
+        except StateDirError as exc:
+            module.fail_json(msg=str(exc))
         except OSError as exc:
             module.fail_json(msg="cannot keep the host's record in %s: %s" % (params["state_dir"], exc.strerror))
         renew_lock(params["state_dir"], params["run_id"])

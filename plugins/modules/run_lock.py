@@ -126,8 +126,10 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import JobErr
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     LOCK_MARK,
     MarkError,
+    StateDirError,
     describe_holder,
     mark_age,
+    prepare_state_dir,
     read_mark,
     remove_mark,
     renew_lock,
@@ -205,7 +207,7 @@ def main() -> None:
             previous = read_mark(state_dir, LOCK_MARK)
             result = act(module, previous)
         else:
-            os.makedirs(state_dir, mode=0o700, exist_ok=True)
+            prepare_state_dir(state_dir)
             with open(os.path.join(state_dir, FLOCK_FILE), "a") as flock:
                 fcntl.flock(flock, fcntl.LOCK_EX)
                 previous = read_mark(state_dir, LOCK_MARK)
@@ -215,6 +217,8 @@ def main() -> None:
                 result.update(waited, msg="%s; %s" % (result["msg"], waited["msg"]))
     except JobError as exc:
         module.fail_json(msg=str(exc), held=True)
+    except StateDirError as exc:
+        module.fail_json(msg=str(exc), held=False)
     except MarkError as exc:
         module.fail_json(msg="%s; the lock's holder is unknown, so no run may take it" % exc, held=False)
     except OSError as exc:
