@@ -10,6 +10,7 @@ the collection (leading underscore): not a public API.
 
 from __future__ import annotations
 
+import binascii
 import os
 import re
 import signal
@@ -391,18 +392,24 @@ def read_tail(path: str, max_bytes: int) -> str:
 
 
 def write_atomic(path: str, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the whole new one, never a part."""
+    """Write ``text`` to ``path`` so readers see the old file or the whole new one, never a part.
+
+    The temporary file has an unpredictable name and is created with O_EXCL | O_NOFOLLOW: a file or symlink
+    planted under a name someone guessed makes the open fail instead of letting root write through it."""
     directory = os.path.dirname(path) or "."
-    temporary = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    unguessable = binascii.hexlify(os.urandom(8)).decode()
+    temporary = os.path.join(directory, ".%s.%s.tmp" % (os.path.basename(path), unguessable))
+    fd = os.open(temporary, flags, mode)
     try:
         with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), mode)  # the umask must not narrow what the caller asked for
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.rename(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
         raise
     dir_fd = os.open(directory, os.O_RDONLY)

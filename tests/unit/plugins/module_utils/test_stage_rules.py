@@ -179,6 +179,25 @@ def test_result_as_dict_merges_extra_and_is_written_root_only(tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 
+def test_write_atomic_never_writes_through_a_planted_temporary_name(tmp_path: Path) -> None:
+    # The old temporary name was ".NAME.PID.tmp", opened with O_TRUNC: a symlink planted under it made root
+    # overwrite its target. Every name a pid could give is planted here; the target must stay as it was.
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    for pid in range(os.getpid() - 2, os.getpid() + 3):
+        (tmp_path / (".result.json.%d.tmp" % pid)).symlink_to(victim)
+    write_atomic(str(tmp_path / "result.json"), "{}", mode=0o640)
+    assert victim.read_text() == "precious"
+    assert (tmp_path / "result.json").read_text() == "{}" and (tmp_path / "result.json").stat().st_mode & 0o777 == 0o640
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(".result.json.")]) == 5  # only the planted
+
+
+def test_write_atomic_leaves_no_temporary_file_when_the_write_fails(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        write_atomic(str(tmp_path / "result.json"), b"bytes, not text")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_read_tail_keeps_the_end_on_a_line_boundary(tmp_path: Path) -> None:
     path = tmp_path / "out.log"
     path.write_bytes(b"".join(b"line %06d\n" % i for i in range(100000)) + b"\xff last")
