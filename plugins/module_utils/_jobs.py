@@ -232,6 +232,11 @@ class JobStore:
                 found.append(job)
         return found
 
+    def run_ids(self) -> List[str]:
+        """The runs with a job on record here (a job id starts with its run's id, which holds no dot)."""
+        names = os.listdir(self.jobs_dir) if os.path.isdir(self.jobs_dir) else []
+        return sorted({name.split(".", 1)[0] for name in names if "." in name and not name.startswith(".")})
+
     def newest_job(self, run_id: str, label: str) -> Optional[Dict[str, Any]]:
         """The newest job ``run_id`` started here with this label (a stage, the evacuation), if any."""
         newest: Optional[Dict[str, Any]] = None

@@ -263,6 +263,12 @@ hypervisor:
       elements: dict
       sample: [{"job_id": "r1.Maintenance-stage.0a1b2c3d", "run_id": "r1", "label": "Maintenance stage",
                 "elapsed": 12.5, "timeout": 1800}]
+    job_run_ids:
+      description: The runs that have a stage or evacuation job on record on the host, finished or not.
+      returned: success
+      type: list
+      elements: str
+      sample: ["20261124T221000Z-4711"]
 """
 
 import time
@@ -322,7 +328,8 @@ def run_state(state_dir: str) -> Dict[str, Any]:
                 "timeout": job.get("stage_timeout") or job.get("timeout")}
                for job in JobStore(state_dir).running_jobs(current_boot_id())]
     return {"maintenance": read_mark(state_dir, MAINTENANCE_MARK), "cluster_mark": read_mark(state_dir, CLUSTER_MARK),
-            "lock": lock, "last_run": read_mark(state_dir, JOURNAL_MARK), "running_jobs": running}
+            "lock": lock, "last_run": read_mark(state_dir, JOURNAL_MARK), "running_jobs": running,
+            "job_run_ids": JobStore(state_dir).run_ids()}
 
 
 def main() -> None:

@@ -91,6 +91,10 @@ def assess(clusters: Mapping[str, Sequence[str]], states: Mapping[str, Optional[
         _choose_resumed(recovery, clusters, gone, reachable)
         if recovery.refusal:
             return recovery
+    if not recovery.resumed_from:
+        recovery.refusal = reused_run_id_refusal(new_run_id, reachable)
+        if recovery.refusal:
+            return recovery
     for host, state in reachable.items():
         lock = state.get("lock") or {}
         if lock.get("run_id") in gone and lock.get("run_id") != recovery.run_id:
@@ -124,6 +128,17 @@ def _gone_holders(clusters: Mapping[str, Sequence[str]], reachable: Mapping[str,
                 gone[run] = why
                 recovery.lines.append("run %s, started %s, was interrupted: %s" % (run, lock.get("started") or "?", why))
     return gone
+
+
+def reused_run_id_refusal(run_id: str, reachable: Mapping[str, Mapping[str, Any]]) -> str:
+    """A new run whose id an earlier run used: its jobs' results would be taken as this run's (a stage that
+    succeeded then would not run now), so it is refused unless it resumes that run."""
+    used_on = [host for host, state in reachable.items()
+               if run_id in (state.get("job_run_ids") or ()) or (state.get("last_run") or {}).get("run_id") == run_id]
+    if not used_on:
+        return ""
+    return ("rm_run_id: run %s already ran on %s; a new run needs an id of its own (leave rm_run_id out), or take "
+            "that run up with rm_resume; nothing was done" % (run_id, ", ".join(used_on)))
 
 
 def _runs_in(state: Mapping[str, Any]) -> Set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Set, Tuple, Union
@@ -12,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Set, Tuple, Union
 import pytest
 
 from labtools import Lab
-from runtools import ALL, Run
+from runtools import ALL, C1, Run
 
 pytestmark = pytest.mark.lab
 HOOKS = "/etc/kvm-rolling-maintenance/hooks"
@@ -386,3 +387,50 @@ def test_the_largest_timeouts_run_a_whole_host_cycle(scenario: Run) -> None:
     assert scenario.stages_run("hv1") == ["PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance"]
     assert report["hosts_updated"][0]["evacuation"]["moved"] >= 1
     assert scenario.lab.guest_host("t-maxwait") != "hv1"
+
+
+# --- The state dir: one that someone else planted or controls is refused, nothing written through it ------------
+
+def _planted_symlink(planted: Path, elsewhere: Path) -> str:
+    planted.symlink_to(elsewhere)
+    return "is a symbolic link (to %s)" % elsewhere
+
+
+def _owned_by_nobody(planted: Path, _elsewhere: Path) -> str:
+    planted.mkdir(mode=0o700)
+    os.chown(planted, 65534, 65534)
+    return "is owned by uid 65534, not by the connecting user (uid 0)"
+
+
+def _world_writable(planted: Path, _elsewhere: Path) -> str:
+    planted.mkdir()
+    planted.chmod(0o777)
+    return "is writable by group or others (mode 0777)"
+
+
+UNSAFE_STATE_DIRS = {"symlink": _planted_symlink, "owned-by-nobody": _owned_by_nobody,
+                     "world-writable": _world_writable}
+
+
+@pytest.mark.parametrize("case", list(UNSAFE_STATE_DIRS))
+def test_an_unsafe_state_dir_is_refused_and_nothing_is_written_through_it(scenario: Run, case: str) -> None:
+    scenario.hooks(C1)
+    name = "planted-%s" % uuid.uuid4().hex[:8]
+    planted, elsewhere = scenario.lab.state_dir("hv2") / name, scenario.dir / "elsewhere"
+    elsewhere.mkdir()
+    problem = UNSAFE_STATE_DIRS[case](planted, elsewhere)
+    state_dir = "/var/lib/kvm-rolling-maintenance/%s" % name  # hv2's own path for it
+    try:
+        report = scenario.play("-e", "rm_clusters=c1", "-e", "rm_state_dir=%s" % state_dir)
+        assert scenario.completed.returncode != 0 and not report["success"], scenario.output[-3000:]
+        assert "the state dir %s %s: anyone who controls it can forge job results; remove it" % (
+            state_dir, problem) in scenario.output, scenario.output[-3000:]
+        assert report["hosts_updated"] == [] and scenario.events() == [], report["details"]
+        assert list(elsewhere.iterdir()) == []  # no lock, no job, no record through the link
+    finally:
+        for host in C1:
+            target = scenario.lab.state_dir(host) / name
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.exists():
+                shutil.rmtree(target)

@@ -229,3 +229,17 @@ def test_ctrl_c_cancels_the_stage_and_cleans_up(scenario: Run, lab: Lab, venv: O
     assert [" ".join(e) for e in scenario.events() if e[0] in ("disable", "enable")] == ["disable c1", "enable c1"]
     # The script was killed with the stage, not left running.
     assert not process_alive(int((scenario.dir / "Maintenance.started").read_text()))
+
+
+def test_a_new_run_given_the_id_of_a_finished_run_is_refused_and_runs_nothing(scenario: Run) -> None:
+    # Its jobs' results would be taken as the new run's: each stage that succeeded before would be skipped now.
+    scenario.hooks(["hv3"])
+    run = "reused-%s" % uuid.uuid4().hex[:8]
+    first = scenario.play("-e", "rm_hosts=hv3", "-e", "rm_run_id=%s" % run)
+    assert scenario.completed.returncode == 0 and first["success"], scenario.output[-3000:]
+    scenario.log.write_text("")
+    second = scenario.play("-e", "rm_hosts=hv3", "-e", "rm_run_id=%s" % run)
+    assert scenario.completed.returncode != 0 and not second["success"], scenario.output[-3000:]
+    assert ("rm_run_id: run %s already ran on hv3; a new run needs an id of its own (leave rm_run_id out), or take "
+            "that run up with rm_resume" % run) in second["details"], second["details"]
+    assert second["hosts_updated"] == [] and scenario.events() == []

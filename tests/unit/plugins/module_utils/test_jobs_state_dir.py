@@ -62,3 +62,12 @@ def test_a_state_dir_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     os.chown(tmp_path / "state", NOBODY, NOBODY)
     with pytest.raises(JobError, match=r"is owned by uid 65534, not by the connecting user \(uid 0\)"):
         JobStore(str(tmp_path / "state")).prepare()
+
+
+def test_the_runs_with_jobs_on_record_are_read_from_the_job_ids(tmp_path: Path) -> None:
+    store = JobStore(str(tmp_path / "state"))
+    assert store.run_ids() == []  # no jobs dir yet
+    store.prepare()
+    for job_id in ("r2.Maintenance-stage.0a1b", "r1.PreFlight-stage.9f8e", "r2.evacuation.77aa", ".tmp-x"):
+        (tmp_path / "state" / "jobs" / job_id).mkdir()
+    assert store.run_ids() == ["r1", "r2"]

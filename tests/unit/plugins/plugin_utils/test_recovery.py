@@ -126,3 +126,20 @@ def test_a_cluster_mark_counts_for_the_cluster_of_its_host_whatever_name_it_was_
     assert repaired.enable_clusters == {"z1/p1/c1": "old", "z2/p1/c1": "old"}
     resumed = assess(clusters, states, "new", True, TIMEOUT, HERE, lambda _pid, _ticks: False)
     assert resumed.run_id == "old" and resumed.disabled_clusters == ["z1/p1/c1", "z2/p1/c1"]
+
+
+def test_a_new_run_with_the_id_of_a_finished_run_is_refused() -> None:
+    # Its jobs' results would be adopted: a stage that succeeded in the old run would not run in this one.
+    recovery = decide({"hv1": state(job_run_ids=["older", "new"]), "hv2": state(), "hv3": state()})
+    assert recovery.refusal == ("rm_run_id: run new already ran on hv1; a new run needs an id of its own (leave "
+                                "rm_run_id out), or take that run up with rm_resume; nothing was done")
+    by_journal = decide({"hv1": state(), "hv2": state(last_run={"run_id": "new", "record": {"status": "updated"}}),
+                         "hv3": state(job_run_ids=["new"])})
+    assert "run new already ran on hv2, hv3;" in by_journal.refusal
+    # rm_resume with no interrupted run to take up starts afresh under the id: refused alike.
+    assert "already ran on hv1" in decide({"hv1": state(job_run_ids=["new"]), "hv2": state(), "hv3": state()},
+                                          resume=True).refusal
+
+
+def test_ids_of_other_runs_on_record_do_not_refuse() -> None:
+    assert decide({host: state(job_run_ids=["older"]) for host in CLUSTERS["c1"]}).refusal == ""
