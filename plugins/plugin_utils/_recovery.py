@@ -61,8 +61,12 @@ def holder_gone(lock: Mapping[str, Any], age: float, lock_timeout: int, controll
         if owner.get("boot_id") and owner.get("boot_id") != controller.get("boot_id"):
             return "its controller %s has rebooted since" % owner["host"]
         pid = owner.get("pid")
-        if isinstance(pid, int) and not alive(pid, owner.get("pid_start_ticks")):
-            return "its ansible-playbook process (pid %d on %s) is gone" % (pid, owner["host"])
+        if isinstance(pid, int):
+            if not alive(pid, owner.get("pid_start_ticks")):
+                return "its ansible-playbook process (pid %d on %s) is gone" % (pid, owner["host"])
+            # Alive here (same pid, same start time): at work, however long since its last renewal (a host of
+            # its may be rebooting, or renewal lagging on a loaded controller).
+            return ""
     if age > lock_timeout:
         return "it has not been heard from for %.0f s (rm_lock_timeout is %d s)" % (age, lock_timeout)
     return ""

@@ -43,6 +43,15 @@ def test_a_holder_whose_process_is_gone_is_taken_over_at_once() -> None:
     assert "its ansible-playbook process (pid 100 on ctl) is gone" in recovery.lines[0]
 
 
+def test_a_holder_alive_on_this_controller_is_never_stale_whatever_its_age() -> None:
+    # Its process runs (same pid, same start time): a lock that aged while one of its hosts rebooted stays its.
+    old = decide({"hv1": state(lock=lock("old", age=10 * TIMEOUT)), "hv2": state(), "hv3": state()}, alive=True)
+    assert old.refusal.startswith("cluster c1 is being maintained by run old")
+    # After a reboot of the controller the pid means nothing: judged gone by the boot id.
+    rebooted = decide({"hv1": state(lock=lock("old", age=2, boot_id="boot-0")), "hv2": state(), "hv3": state()})
+    assert not rebooted.refusal and "has rebooted since" in rebooted.lines[0]
+
+
 def test_a_holder_on_another_controller_is_gone_only_after_the_timeout() -> None:
     fresh = decide({"hv1": state(lock=lock("old", age=TIMEOUT, host="awx")), "hv2": state(), "hv3": state()},
                    alive=False)
