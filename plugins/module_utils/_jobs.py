@@ -222,10 +222,14 @@ class JobStore:
             return None
         return data if isinstance(data, dict) else None
 
+    def job_ids(self) -> List[str]:
+        """Every job on record here, finished or not (none before the first job)."""
+        return sorted(os.listdir(self.jobs_dir)) if os.path.isdir(self.jobs_dir) else []
+
     def running_jobs(self, boot_id: str) -> List[Dict[str, Any]]:
         """Jobs of this boot with no result whose runner is still alive."""
         found = []
-        for job_id in sorted(os.listdir(self.jobs_dir)) if os.path.isdir(self.jobs_dir) else []:
+        for job_id in self.job_ids():
             job = self.read_job(job_id)
             if job and job.get("boot_id") == boot_id and not os.path.exists(self.path(job_id, "result.json")) \
                     and runner_alive(job):
@@ -234,13 +238,12 @@ class JobStore:
 
     def run_ids(self) -> List[str]:
         """The runs with a job on record here (a job id starts with its run's id, which holds no dot)."""
-        names = os.listdir(self.jobs_dir) if os.path.isdir(self.jobs_dir) else []
-        return sorted({name.split(".", 1)[0] for name in names if "." in name and not name.startswith(".")})
+        return sorted({name.split(".", 1)[0] for name in self.job_ids() if "." in name and not name.startswith(".")})
 
     def newest_job(self, run_id: str, label: str) -> Optional[Dict[str, Any]]:
         """The newest job ``run_id`` started here with this label (a stage, the evacuation), if any."""
         newest: Optional[Dict[str, Any]] = None
-        for job_id in os.listdir(self.jobs_dir) if os.path.isdir(self.jobs_dir) else []:
+        for job_id in self.job_ids():
             job = self.read_job(job_id)
             if job and job.get("run_id") == run_id and job.get("label") == label \
                     and (newest is None or job.get("created_at", 0) > newest.get("created_at", 0)):

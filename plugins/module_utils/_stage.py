@@ -178,7 +178,7 @@ def _undecodable(char: str) -> str:
     return "the lone surrogate U+%04X" % ord(char)
 
 
-def _check_nesting(text: str, start: int, nesting: int) -> None:
+def _check_nesting(start: int, nesting: int) -> None:
     """Quotes and substitutions nest by recursion: past MAX_PAYLOAD_NESTING the payload is refused, not a traceback."""
     if nesting > MAX_PAYLOAD_NESTING:
         raise PayloadError(
@@ -188,7 +188,7 @@ def _check_nesting(text: str, start: int, nesting: int) -> None:
 
 def _read_double_quoted(text: str, start: int, out: List[str], nesting: int) -> int:
     """Append the unquoted content of the double-quoted string at ``start``; return the index after it."""
-    _check_nesting(text, start, nesting)
+    _check_nesting(start, nesting)
     i = start + 1
     while i < len(text):
         char = text[i]
@@ -210,7 +210,7 @@ def _read_double_quoted(text: str, start: int, out: List[str], nesting: int) -> 
 
 def _end_of_substitution(text: str, start: int, nesting: int) -> int:
     """Index just after the ``$(...)``, ``${...}`` or backquoted unit starting at ``start``."""
-    _check_nesting(text, start, nesting)
+    _check_nesting(start, nesting)
     if text[start] == "`":
         i = start + 1
         while i < len(text):

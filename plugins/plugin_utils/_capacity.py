@@ -81,7 +81,7 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
             elif not step.feasible:
                 problems[step.host] = step.reason
             moves[step.host] = [{"vm": move.vm, "uuid": move.uuid, "target": move.target,
-                                 "target_uri": _migration_uri(move.target, host_vars(move.target))}
+                                 "target_uri": host_settings(move.target, host_vars(move.target)).migration_uri}
                                 for move in step.moves]
         clusters.append(dict(plan.to_dict(), blocked=blocked, feasible=plan.feasible and not blocked))
     return {"clusters": clusters, "moves": moves, "problems": problems, "skips": skips, "order": ordered,
@@ -111,7 +111,3 @@ def _capacity(host: str, cluster: str, variables: Mapping[str, Any], facts: Opti
         memory_overcommit=settings.memory_overcommit, reserved_memory_mib=settings.reserved_memory_mib,
         override=settings.capacity or None, available=settings.enabled,
         unavailable_reason="" if settings.enabled else "disabled (rm_host_enabled)")
-
-
-def _migration_uri(host: str, variables: Mapping[str, Any]) -> str:
-    return host_settings(host, variables).migration_uri

@@ -11,6 +11,7 @@ planner reads the values through the same function. Pure; private to the collect
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ DEFAULT_LIBVIRT_URI = "qemu:///system"
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\x00-\x1f\x7f]*")
 # What may stand between "://" and the path: [user@]host[:port], the host a name, an IPv4 or a bracketed IPv6.
 _HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?")
-_AUTHORITY = re.compile(r"(?:[A-Za-z0-9._-]+@)?(?:(?P<name>[^\[\]:@]+)|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_AUTHORITY = re.compile(r"(?:[A-Za-z0-9._-]+@)?(?:(?P<name>[^\[\]:@]+)|\[(?P<ipv6>[^\]]+)\])(?::[0-9]{1,5})?")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
@@ -119,23 +120,33 @@ def uri(name: str, value: Any) -> str:
 
 def _authority_is_a_host(authority: str) -> bool:
     found = _AUTHORITY.fullmatch(authority)
-    return bool(found) and (found.group("name") is None or _is_host_address(found.group("name")))
+    if not found:
+        return False
+    return _is_host_name(found.group("name")) if found.group("ipv6") is None else _is_ipv6(found.group("ipv6"))
 
 
-def _is_host_address(address: str) -> bool:
+def _is_host_name(address: str) -> bool:
     """A DNS name or an IPv4 address (a name's shape covers dotted digits)."""
     return len(address) <= 253 and bool(_HOST_NAME.fullmatch(address))
 
 
+def _is_ipv6(address: str) -> bool:
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def default_migration_uri(host: str, address: Any) -> str:
     """qemu+ssh://ADDRESS/system, ADDRESS the host's ansible_host (or its inventory name), refused unless a host."""
-    target = address if address not in (None, "") else host
-    if isinstance(target, str) and ":" in target and re.fullmatch(r"[0-9A-Fa-f:.]+", target):
-        return "qemu+ssh://[%s]/system" % target  # an IPv6 address
-    if not isinstance(target, str) or not _is_host_address(target):
+    source, target = ("ansible_host", address) if address not in (None, "") else ("the inventory name", host)
+    if isinstance(target, str) and _is_ipv6(target):
+        return "qemu+ssh://[%s]/system" % target
+    if not isinstance(target, str) or not _is_host_name(target):
         raise ValueError("%s must be a host name or an IP address to build the default rm_migration_uri "
                          "(qemu+ssh://ADDRESS/system), got %r; fix it or set rm_migration_uri for this host"
-                         % ("ansible_host" if target is address else "the inventory name", target))
+                         % (source, target))
     return "qemu+ssh://%s/system" % target
 
 

@@ -64,6 +64,7 @@ def test_strings_holding_numbers_are_the_numbers() -> None:
      "rm_migration_uri must name its host as [user@]host[:port] (a host name or an IP address), got 'qemu+tcp://hv2?"),
     ({"rm_migration_uri": "qemu+ssh://a@b@hv2/system"}, "rm_migration_uri must name its host as [user@]host[:port]"),
     ({"rm_migration_uri": "qemu+tcp://hv2"}, "rm_migration_uri has no path after its host (qemu+ssh://HOST/system)"),
+    ({"rm_migration_uri": "qemu+tcp://[hv2?x]/system"}, "rm_migration_uri must name its host as [user@]host[:port]"),
     ({"ansible_host": "hv2?netcat=x"}, "ansible_host must be a host name or an IP address to build the default "
      "rm_migration_uri (qemu+ssh://ADDRESS/system), got 'hv2?netcat=x'; fix it or set rm_migration_uri for this host"),
     ({"ansible_host": "root@hv2"}, "ansible_host must be a host name or an IP address"),
