@@ -12,7 +12,8 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action 
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._scope import SCOPES, STRAY_EXTRA_VARS, ScopeError, resolve
 
 RUN_VARIABLES = tuple(SCOPES) + ("rm_stage_timeout", "rm_ping_interval", "rm_wait_maintenance_timeout",
-                                 "rm_max_parallel_migrations", "rm_payload", "rm_run_id", "rm_lock_timeout")
+                                 "rm_max_parallel_migrations", "rm_payload", "rm_run_id", "rm_lock_timeout",
+                                 "rm_take_over")
 
 
 class ActionModule(ValidatingAction):

@@ -19,6 +19,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "run_id": {"type": "str", "required": True},
     "resume": {"type": "bool", "default": False},
     "lock_timeout": {"type": "int", "required": True},
+    "take_over": {"type": "str", "default": ""},
     "facts_var": {"type": "str", "default": "rm_hypervisor"},
 }
 
@@ -51,7 +52,7 @@ class ActionModule(ValidatingAction):
                 states[host] = facts if isinstance(facts, dict) else None
         controller = controller_identity()
         recovery = assess(clusters, states, args["run_id"], args["resume"], args["lock_timeout"], controller,
-                          process_alive)
+                          process_alive, take_over=args["take_over"])
         result = dict(recovery.as_dict(), controller=controller, msg=recovery.refusal or "; ".join(recovery.lines))
         result["repairs"] = bool(recovery.wait_jobs or recovery.leave_maintenance or recovery.enable_clusters)
         return result

@@ -34,6 +34,18 @@ options:
     default: 0.0
 """
 
+    # The modules a run's host steps go through: each checks first that the run still holds its lock.
+    HOLDS_LOCK = r"""
+options:
+  holds_lock:
+    description:
+      - The run O(run_id) holds the lock of the host's cluster (as the rolling maintenance playbook's runs do). The step
+        renews the lock first, and is refused when the run no longer holds it (another run took it over, or it could
+        not be renewed), RV(lock_lost) saying why; a job it polls is cancelled then. Never checked in check mode.
+    type: bool
+    default: false
+"""
+
     # The modules that only read or write the small state files of a run (marks, lock, record).
     STATE_DIR = r"""
 options:

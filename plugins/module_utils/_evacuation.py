@@ -62,6 +62,7 @@ MAINTENANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "max_parallel_migrations": {"type": "int", "default": 2},
     "run_id": {"type": "str"},
     "host_name": {"type": "str"},
+    "holds_lock": {"type": "bool", "default": False},
 }
 
 

@@ -5,7 +5,8 @@
 
 ``maintenance.json``: the host is in maintenance (never a migration target); ``cluster.json``: this
 run disabled the host's cluster; ``lock.json``: a run holds the host's cluster (its modification time
-is the run's last sign of life); ``last_run.json``: the host's record in the last run that touched it,
+is the run's last sign of life, and it records how often the run renews it and after how long without a
+renewal the run may be taken for gone); ``last_run.json``: the host's record in the last run that touched it,
 which a resumed run goes on from. Each is a small JSON object written atomically.
 """
 
@@ -27,6 +28,10 @@ JOURNAL_MARK = "last_run.json"
 
 class MarkError(Exception):
     """A mark exists but cannot be read or parsed: the state it records is unknown."""
+
+
+class LockLost(Exception):
+    """The run no longer holds the lock of the host's cluster: another run may be at work on it."""
 
 
 class StateDirError(Exception):
@@ -107,16 +112,57 @@ def mark_age(state_dir: str, name: str) -> Optional[float]:
         return None
 
 
-def renew_lock(state_dir: str, run_id: str) -> bool:
-    """Show the lock held by ``run_id`` on this host is alive (its age restarts); False when it holds none here."""
+def seconds_since_boot() -> Optional[float]:
+    try:
+        with open("/proc/uptime") as handle:
+            return float(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def lock_age(state_dir: str) -> Optional[float]:
+    """How long the lock's holder has not been heard from: never counted from before the host's last boot (while
+    the host was down, and until it was back, its holder could not renew it: a holder waiting for the host's
+    reboot is at work, not gone). None when there is no lock."""
+    age = mark_age(state_dir, LOCK_MARK)
+    uptime = seconds_since_boot()
+    if age is None or uptime is None:
+        return age
+    return min(age, round(uptime, 1))
+
+
+def lock_renewed_at(state_dir: str) -> Optional[float]:
+    """When the lock was last renewed (its modification time): a taker checks it did not change since it judged."""
+    try:
+        return os.stat(os.path.join(state_dir, LOCK_MARK)).st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def keep_lock(state_dir: str, run_id: str) -> str:
+    """Renew the lock ``run_id`` holds on this host (its age restarts). "" when it does; else why it no longer
+    holds it: another run may now work on the cluster, so the caller must stop, never go on."""
     try:
         lock = read_mark(state_dir, LOCK_MARK)
-    except MarkError:
-        return False
-    if not lock or lock.get("run_id") != run_id:
-        return False
+    except MarkError as exc:
+        return "the lock of the host's cluster cannot be read (%s)" % exc
+    if not lock:
+        return "the lock of the host's cluster is gone from %s (another run may have taken it over and released " \
+               "it)" % state_dir
+    if lock.get("run_id") != run_id:
+        return "the lock of cluster %s was taken over by %s" % (
+            lock.get("cluster", "?"), describe_holder(lock, lock_age(state_dir)))
     try:
         os.utime(os.path.join(state_dir, LOCK_MARK))
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        return "the lock in %s could not be renewed (%s): another run could take it for a stale one" % (
+            state_dir, exc.strerror)
+    return ""
+
+
+def step_lock_lost(params: Mapping[str, Any], check_mode: bool) -> str:
+    """Before a host step of a run that holds the lock (``holds_lock``): renew it, and say why the step must not go on
+    when the run no longer holds it. "" otherwise, and always in check mode (a check run takes no lock)."""
+    if check_mode or not params.get("holds_lock"):
+        return ""
+    return keep_lock(params["state_dir"], params["run_id"])

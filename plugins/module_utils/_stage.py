@@ -435,6 +435,7 @@ STAGE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "host_name": {"type": "str"},
     "cluster": {"type": "str", "default": ""},
     "rebooted_ok": {"type": "bool"},
+    "holds_lock": {"type": "bool", "default": False},
 }
 
 

@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.state_dir
+  - kvmops.rolling.rolling.holds_lock
 options:
   state:
     description: V(disabled) writes the mark, V(enabled) removes it.
@@ -53,6 +54,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lost:
+  description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the mark was left as it is.
+  returned: when the run lost its lock
+  type: str
 previous:
   description: The mark found before the task (null when there was none).
   returned: always
@@ -76,6 +81,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     MarkError,
     StateDirError,
     prepare_state_dir,
+    step_lock_lost,
     read_mark,
     remove_mark,
     write_mark,
@@ -90,6 +96,7 @@ def main() -> None:
         "run_id": {"type": "str", "required": True},
         "force": {"type": "bool", "default": False},
         "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
+        "holds_lock": {"type": "bool", "default": False},
     }, supports_check_mode=True)
     params = module.params
     state_dir = params["state_dir"]
@@ -100,6 +107,10 @@ def main() -> None:
             module.fail_json(msg=str(exc))
         previous = {"corrupt": True}
     ours = previous is not None and previous.get("run_id") == params["run_id"]
+    lost = step_lock_lost(params, module.check_mode)
+    if lost:
+        module.exit_json(changed=False, previous=previous, disabled=ours, lock_lost=lost,
+                         msg="the cluster's mark was left as it is: %s" % lost)
     if params["state"] == "disabled":
         if ours:
             module.exit_json(changed=False, previous=previous, disabled=True, msg="already disabled by this run")

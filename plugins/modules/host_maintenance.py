@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.job
+  - kvmops.rolling.rolling.holds_lock
 options:
   state:
     description: V(present) enters maintenance (evacuating the host), V(absent) leaves it.
@@ -111,6 +112,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lost:
+  description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the step was refused.
+  returned: when the run lost its lock
+  type: str
+  sample: "the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ..."
 status:
   description: V(ok) (done), V(failed), V(timeout) (not empty in time), V(rebooted) (the host rebooted meanwhile), V(would_run) in check mode.
   returned: always
@@ -207,7 +213,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     MarkError,
     read_mark,
     remove_mark,
-    renew_lock,
+    step_lock_lost,
     write_mark,
 )
 
@@ -331,15 +337,23 @@ def main() -> None:
     try:
         if params["state"] == "present":
             checked_job_id(job_id)
+        # Leaving maintenance is never refused: it is how a run that lost its lock stops cleanly.
+        lost = step_lock_lost(params, module.check_mode) if params["state"] == "present" and \
+            params["_mode"] != "cancel" else ""
         if params["state"] == "absent":
             result = leave(module)
+        elif lost and params["_mode"] == "start":
+            result = {"status": "failed", "changed": False, "lock_lost": lost,
+                      "msg": "the host was not evacuated: %s" % lost}
         elif params["_mode"] == "start":
             result = enter(module, job_id)
-        elif params["_mode"] == "poll":
+        elif params["_mode"] == "poll" and not lost:
             result = poll_result(JobStore(params["state_dir"]), job_id, params["_wait"])
         else:
             status, fields = cancel(JobStore(params["state_dir"]), job_id)
             result = dict(fields, status=status)
+            if lost:
+                result.update(lock_lost=lost, msg="the evacuation was cancelled: %s; %s" % (lost, fields.get("msg")))
     except (EvacuationError, JobError, MarkError) as exc:
         module.fail_json(msg=str(exc), status="failed", in_maintenance=os.path.exists(
             os.path.join(params["state_dir"], MAINTENANCE_MARK)))
@@ -347,8 +361,6 @@ def main() -> None:
         module.fail_json(msg="%s: %s" % (exc.strerror, exc.filename or ""), status="failed",
                          exception=traceback.format_exc())
     result.setdefault("in_maintenance", in_maintenance(params["state_dir"]))
-    if not module.check_mode:
-        renew_lock(params["state_dir"], params["run_id"])
     module.exit_json(**result)
 
 

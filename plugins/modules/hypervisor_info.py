@@ -242,13 +242,15 @@ hypervisor:
     lock:
       description:
         - The content of O(state_dir)/lock.json, which a rolling maintenance run holds on every host of the clusters it
-          works on, with C(age), seconds since the run last renewed it (by the host's clock).
+          works on, with C(age), seconds since the run last renewed it (by the host's clock, never counted from before
+          the host's last boot), and C(renewed_at), when it did (seconds since the epoch). The holder's
+          C(renew_interval) and C(threshold) (seconds) are in it too.
         - Null when no run holds the host's cluster.
       returned: success
       type: dict
       sample: {"cluster": "c1", "run_id": "20261124T221000Z-4711", "started": "2026-11-24T22:10:00Z",
                "controller": {"host": "awx-1", "boot_id": "6b1c...", "pid": 4242, "pid_start_ticks": 991},
-               "age": 3.5}
+               "renew_interval": 10, "threshold": 900, "age": 3.5, "renewed_at": 1795555000.0}
     last_run:
       description:
         - The content of O(state_dir)/last_run.json, the host's record in the last run that worked on it
@@ -290,7 +292,8 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     LOCK_MARK,
     MAINTENANCE_MARK,
     MarkError,
-    mark_age,
+    lock_age,
+    lock_renewed_at,
     read_mark,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
@@ -321,7 +324,8 @@ def run_state(state_dir: str) -> Dict[str, Any]:
     """What runs left on the host: marks, the lock with its age, the last run's record, jobs still running."""
     lock = read_mark(state_dir, LOCK_MARK)
     if lock is not None:
-        lock["age"] = mark_age(state_dir, LOCK_MARK)
+        lock["age"] = lock_age(state_dir)
+        lock["renewed_at"] = lock_renewed_at(state_dir)
     now = time.time()
     running = [{"job_id": job["job_id"], "run_id": job.get("run_id", ""), "label": job.get("label", ""),
                 "elapsed": round(now - job.get("created_at", now), 1),

@@ -41,6 +41,7 @@ author:
 extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.job
+  - kvmops.rolling.rolling.holds_lock
 options:
   stage:
     description: The stage whose script runs.
@@ -120,6 +121,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lost:
+  description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the step was refused.
+  returned: when the run lost its lock
+  type: str
+  sample: "the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ..."
 status:
   description:
     - How the stage ended. C(ok), C(no_maintenance) (exit 70 in PreFlight or PreMaintenance), C(skipped)
@@ -228,6 +234,7 @@ from typing import Any, Dict, List, Optional
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STAGE_ARGUMENT_SPEC,
+    STATUS_FAILED,
     STATUS_SKIPPED,
     STATUS_WOULD_RUN,
     PayloadError,
@@ -250,8 +257,15 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     poll,
     start_detached,
 )
-from ansible_collections.kvmops.rolling.plugins.module_utils._marks import renew_lock
-from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import connection_watch, execute
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import keep_lock, step_lock_lost
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import (
+    ConnectionCheck,
+    connection_watch,
+    execute,
+)
+
+# How often a stage run attached to its connection (agent executor) renews the run's lock.
+LOCK_RENEW_SECONDS = 1.0
 
 
 def allowed_script_owners() -> List[int]:
@@ -260,6 +274,21 @@ def allowed_script_owners() -> List[int]:
     if sudo_uid.isdigit():
         owners.append(int(sudo_uid))
     return sorted(set(owners))
+
+
+def lock_kept_while(connection_gone: ConnectionCheck, params: Dict[str, Any]) -> ConnectionCheck:
+    """The check of an attached runner (agent executor), which no poll renews the lock for: it renews the run's
+    lock every LOCK_RENEW_SECONDS meanwhile, and a lock lost ends the stage as a lost connection does."""
+    renewed = [time.monotonic()]
+
+    def gone() -> Optional[str]:
+        if params["holds_lock"] and time.monotonic() - renewed[0] >= LOCK_RENEW_SECONDS:
+            renewed[0] = time.monotonic()
+            lost = keep_lock(params["state_dir"], params["run_id"])
+            if lost:
+                return "this run no longer holds its lock: %s" % lost
+        return connection_gone()
+    return gone
 
 
 def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
@@ -305,7 +334,7 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
     cwd = os.path.dirname(script)
     if params["executor"] == "agent":
         store.write_job(job_id, as_run_by_this_process(job))
-        execute(store, job, argv, env, cwd, attached=connection_watch())
+        execute(store, job, argv, env, cwd, attached=lock_kept_while(connection_watch(), params))
     else:
         start_detached(store, job, lambda: execute(store, job, argv, env, cwd))
     status, fields = poll(store, job_id, params["_wait"])
@@ -323,14 +352,20 @@ def main() -> None:
         validate_timing(params["stage_timeout"], params["ping_interval"])
         checked_job_id(job_id)
         store = JobStore(params["state_dir"])
-        if params["_mode"] == "start":
+        lost = step_lock_lost(params, module.check_mode) if params["_mode"] != "cancel" else ""
+        if lost and params["_mode"] == "start":
+            result = {"status": STATUS_FAILED, "changed": False, "rc": None, "signal": None, "lock_lost": lost,
+                      "msg": "the %s stage was not started: %s" % (params["stage"], lost)}
+        elif params["_mode"] == "start":
             result = start(module, job_id)
-        elif params["_mode"] == "poll":
+        elif params["_mode"] == "poll" and not lost:
             status, fields = poll(store, job_id, params["_wait"])
             result = dict(fields, status=status)
         else:
             status, fields = cancel(store, job_id)
             result = dict(fields, status=status)
+            if lost:
+                result.update(lock_lost=lost, msg="the %s stage was cancelled: %s" % (params["stage"], lost))
     except (ValueError, PayloadError, ScriptLookupError, JobError) as exc:
         failure = str(exc)
     except OSError as exc:
@@ -338,8 +373,6 @@ def main() -> None:
                                 " (run the stage as root, with become)" if exc.errno in (1, 13) else "")
     if failure is not None:
         module.fail_json(msg=failure, status="failed", stage=params["stage"], run_id=params["run_id"], job_id=job_id)
-    if not module.check_mode:
-        renew_lock(params["state_dir"], params["run_id"])
     result.setdefault("changed", True)
     result.setdefault("run_id", params["run_id"])
     result.setdefault("job_id", job_id)

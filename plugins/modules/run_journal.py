@@ -21,6 +21,7 @@ author:
 extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.state_dir
+  - kvmops.rolling.rolling.holds_lock
 options:
   run_id:
     description: The run the record belongs to.
@@ -42,6 +43,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lost:
+  description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the step was refused.
+  returned: when the run lost its lock
+  type: str
+  sample: "the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ..."
 previous_run_id:
   description: The run of the record found before the task (null when there was none).
   returned: always
@@ -61,7 +67,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     StateDirError,
     prepare_state_dir,
     read_mark,
-    renew_lock,
+    step_lock_lost,
     write_mark,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
@@ -72,8 +78,12 @@ def main() -> None:
         "run_id": {"type": "str", "required": True},
         "record": {"type": "dict", "required": True},
         "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
+        "holds_lock": {"type": "bool", "default": False},
     }, supports_check_mode=True)
     params = module.params
+    lost = step_lock_lost(params, module.check_mode)
+    if lost:
+        module.exit_json(changed=False, lock_lost=lost, msg="the record was not written: %s" % lost)
     try:
         previous = read_mark(params["state_dir"], JOURNAL_MARK)
     except MarkError:
@@ -87,7 +97,6 @@ def main() -> None:
             module.fail_json(msg=str(exc))
         except OSError as exc:
             module.fail_json(msg="cannot keep the host's record in %s: %s" % (params["state_dir"], exc.strerror))
-        renew_lock(params["state_dir"], params["run_id"])
     module.exit_json(changed=True, previous_run_id=(previous or {}).get("run_id"),
                      msg="record of run %s kept (status %s)" % (params["run_id"], params["record"].get("status")))
 

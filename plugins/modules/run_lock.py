@@ -15,12 +15,15 @@ description:
     host of each cluster it works on, in inventory order, before it touches any; a second run finds it and refuses to
     start, naming the first run and its start time.
   - The lock lives with the hosts, so runs from different controllers (a laptop, AWX) see each other. The holder
-    renews it (its modification time) each time it polls a stage or an evacuation on the host; its age tells how long
-    the holder has not been heard from.
+    renews it (its modification time) at every step on the host and each time it polls a stage or an evacuation
+    there; its age tells how long the holder has not been heard from. It records the holder's O(renew_interval) and
+    O(threshold), so that another run judges the holder by the holder's own settings, never by its own.
   - With O(state=present) the lock is taken when the host has none, when O(run_id) holds it already (a resumed run
     writes it again, naming this controller), or when it is held by O(takeover), the run the caller has found dead
     or stale. Any other holder makes the task fail with a message naming it. The check and the write happen under
-    an exclusive C(flock), so two runs racing for the same host cannot both get it.
+    an exclusive C(flock), so two runs racing for the same host cannot both get it. A takeover is refused, under the
+    same C(flock), when the lock was renewed after O(takeover_renewed_at), the renewal time the caller judged it by:
+    its holder is at work.
   - With O(state=present) and O(wait_job_id), once the lock is held the task waits up to O(wait_seconds) for that
     job (one a gone run left running on the host) to end, renewing the lock meanwhile, so that a run waiting for an
     hour long patch script of the run it took over from is not taken for a stale one.
@@ -58,6 +61,22 @@ options:
     description: With O(state=present), the run whose lock may be replaced (found dead or stale by the caller).
     type: str
     default: ""
+  takeover_renewed_at:
+    description:
+      - With O(takeover), when the lock to replace was last renewed as the caller saw it (seconds since the epoch,
+        the host's clock; C(renewed_at) of M(kvmops.rolling.hypervisor_info)'s C(lock)). V(0) skips the check.
+    type: float
+    default: 0
+  renew_interval:
+    description: With O(state=present), how often (seconds) the run renews its lock at the least, recorded in it.
+    type: int
+    default: 0
+  threshold:
+    description:
+      - With O(state=present), after how many seconds without a renewal the run may be taken for gone, recorded in
+        the lock; another run judges it by this value. V(0) records none (the judging run then uses its own).
+    type: int
+    default: 0
   wait_job_id:
     description: With O(state=present), a job on the host to wait for once the lock is held (see above).
     type: str
@@ -67,6 +86,8 @@ options:
     type: int
     default: 0
 notes:
+  - While it waits for O(wait_job_id), a renewal that fails (the lock taken over or removed meanwhile) ends the wait
+    and the task fails with C(held=false), naming the new holder.
   - Supports check mode; then nothing is written and the result says whether the lock could be taken.
 """
 
@@ -110,6 +131,11 @@ job:
   returned: when O(wait_job_id) is set
   type: str
   sample: ok
+lock_lost:
+  description: Why the run no longer holds the lock, when it lost it while waiting for O(wait_job_id).
+  returned: when the lock was lost
+  type: str
+  sample: "the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ..."
 msg:
   description: What happened.
   returned: always
@@ -127,12 +153,14 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     LOCK_MARK,
     MarkError,
     StateDirError,
+    LockLost,
     describe_holder,
-    mark_age,
+    keep_lock,
+    lock_age,
+    lock_renewed_at,
     prepare_state_dir,
     read_mark,
     remove_mark,
-    renew_lock,
     write_mark,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR, STATUS_RUNNING
@@ -142,6 +170,9 @@ FLOCK_FILE = ".lock.flock"
 # How often a lock is renewed while its holder waits for a job: below the smallest staleness threshold, which is
 # 3 ping intervals of at least 1 s each.
 RENEW_SECONDS = 1.0
+# Seconds a lock's modification time may differ between two reads without a renewal in between (filesystems
+# that round timestamps).
+RENEWAL_CLOCK_SLACK = 0.01
 
 
 def take(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
@@ -150,11 +181,20 @@ def take(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[str,
     ours = previous is not None and previous.get("run_id") == params["run_id"]
     if previous is not None and not ours and previous.get("run_id") != params["takeover"]:
         module.fail_json(msg="cluster %s is being maintained by another run: %s" % (
-            params["cluster"], describe_holder(previous, mark_age(state_dir, LOCK_MARK))), previous=previous, held=False)
+            params["cluster"], describe_holder(previous, lock_age(state_dir))), previous=previous, held=False)
+    renewed_at = lock_renewed_at(state_dir)
+    if previous is not None and not ours and params["takeover_renewed_at"] and renewed_at is not None \
+            and renewed_at > params["takeover_renewed_at"] + RENEWAL_CLOCK_SLACK:
+        module.fail_json(msg="cluster %s: run %s renewed its lock after this run judged it gone (%s): it is at work, "
+                             "so its lock is not taken over; nothing was done" % (
+                                 params["cluster"], previous.get("run_id"), describe_holder(previous, lock_age(state_dir))),
+                         previous=previous, held=False)
     if not module.check_mode:
         write_mark(state_dir, LOCK_MARK, {"cluster": params["cluster"], "run_id": params["run_id"],
                                           "started": params["started"], "controller": params["controller"],
-                                          "taken_at": time.time(), "took_over": params["takeover"] or None})
+                                          "taken_at": time.time(), "took_over": params["takeover"] or None,
+                                          "renew_interval": params["renew_interval"] or None,
+                                          "threshold": params["threshold"] or None})
     # A resumed run writes its lock again: the controller that holds it now is this one.
     taken = "holds again the lock" if ours else "took over the lock of run %s" % params["takeover"] \
         if previous is not None else "took the lock"
@@ -181,7 +221,9 @@ def wait_for_job(params: Dict[str, Any]) -> Dict[str, Any]:
     deadline = time.monotonic() + max(0, params["wait_seconds"])
     while True:
         status = poll(store, job_id, min(RENEW_SECONDS, max(0.0, deadline - time.monotonic())))[0]
-        renew_lock(params["state_dir"], params["run_id"])
+        lost = keep_lock(params["state_dir"], params["run_id"])
+        if lost:
+            raise LockLost(lost)
         if status != STATUS_RUNNING or time.monotonic() >= deadline:
             break
     ended = "still runs after %d s" % params["wait_seconds"] if status == STATUS_RUNNING else "ended: %s" % status
@@ -196,6 +238,9 @@ def main() -> None:
         "started": {"type": "str", "default": ""},
         "controller": {"type": "dict", "default": {}},
         "takeover": {"type": "str", "default": ""},
+        "takeover_renewed_at": {"type": "float", "default": 0},
+        "renew_interval": {"type": "int", "default": 0},
+        "threshold": {"type": "int", "default": 0},
         "wait_job_id": {"type": "str", "default": ""},
         "wait_seconds": {"type": "int", "default": 0},
         "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
@@ -217,6 +262,8 @@ def main() -> None:
                 result.update(waited, msg="%s; %s" % (result["msg"], waited["msg"]))
     except JobError as exc:
         module.fail_json(msg=str(exc), held=True)
+    except LockLost as exc:
+        module.fail_json(msg="%s; this run stopped waiting" % exc, held=False, lock_lost=str(exc))
     except StateDirError as exc:
         module.fail_json(msg=str(exc), held=False)
     except MarkError as exc:

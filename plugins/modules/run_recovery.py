@@ -16,7 +16,11 @@ description:
     (host in maintenance, cluster disabled), the jobs still running and each host's record in its last run.
   - A lock whose holder may still be at work makes it refuse (RV(refusal) names the run, its start and its
     controller). A holder is gone when its ansible-playbook process is gone (same controller), its controller has
-    rebooted, or it has not renewed its lock for O(lock_timeout) seconds.
+    rebooted, or it has not renewed its lock for the threshold the lock records (O(lock_timeout) for a lock that
+    records none); a holder whose process is alive on this controller never is. A lock's age is taken from its
+    freshest copy in the cluster, and never counts time from before the host's last boot.
+  - A locked cluster with a host that could not be read (no facts in O(facts_var)) is not taken over, since that
+    host's lock may be the fresh one, unless O(take_over) names its holder.
   - What gone runs left is repaired (hosts leave maintenance, clusters are enabled again, jobs still running are waited
     for), unless O(resume) is true and exactly one interrupted run holds the clusters. Then RV(run_id) is that run, and
     RV(resumed_records) say where each host stands in it.
@@ -38,9 +42,13 @@ options:
     type: bool
     default: false
   lock_timeout:
-    description: Seconds after which a lock that has not been renewed is taken over.
+    description: Seconds after which a lock that has not been renewed is taken over, for a lock that records no threshold.
     type: int
     required: true
+  take_over:
+    description: The run whose clusters may be taken over although a host of them could not be read.
+    type: str
+    default: ""
   facts_var:
     description: The host variable that holds what C(kvmops.rolling.hypervisor_info) returned.
     type: str
@@ -75,6 +83,10 @@ lines:
   returned: always
   type: list
   elements: str
+takeover_renewed_at:
+  description: Host to when the lock to replace there was last renewed (seconds since the epoch), as judged.
+  returned: always
+  type: dict
 takeover:
   description: Host to the gone run whose lock is replaced there.
   returned: always

@@ -31,6 +31,8 @@ class Recovery:
     lines: List[str] = field(default_factory=list)
     # host -> run id whose lock this run replaces there ("" when the host had no lock or it is ours already)
     takeover: Dict[str, str] = field(default_factory=dict)
+    # host -> when that lock was last renewed, as judged: the takeover is refused on the host if it was renewed since
+    takeover_renewed_at: Dict[str, float] = field(default_factory=dict)
     # hosts that answered, in inventory order: the run takes its lock on each
     lock_hosts: List[str] = field(default_factory=list)
     # [{host, job_id, run_id, label, wait}]: jobs of gone runs to wait for before anything else
@@ -53,6 +55,16 @@ def record_is_final(record: Mapping[str, Any]) -> bool:
     return record.get("status") == "updated" or (record.get("status") == "skipped" and record.get("kind") == "skip")
 
 
+def holder_threshold(lock: Mapping[str, Any], lock_timeout: int) -> int:
+    """Seconds without a renewal after which the lock's holder counts as gone: the holder's own, as its lock records
+    it (a run with a short rm_lock_timeout must not take over one that renews seldom); ``lock_timeout``, the judging
+    run's, only for a lock that records none."""
+    threshold = lock.get("threshold")
+    if isinstance(threshold, int) and not isinstance(threshold, bool) and threshold > 0:
+        return threshold
+    return lock_timeout
+
+
 def holder_gone(lock: Mapping[str, Any], age: float, lock_timeout: int, controller: Mapping[str, Any],
                 alive: Callable[[int, Optional[int]], bool]) -> str:
     """Why the lock's holder is gone, or "" when it may still be at work."""
@@ -67,23 +79,25 @@ def holder_gone(lock: Mapping[str, Any], age: float, lock_timeout: int, controll
             # Alive here (same pid, same start time): at work, however long since its last renewal (a host of
             # its may be rebooting, or renewal lagging on a loaded controller).
             return ""
-    if age > lock_timeout:
-        return "it has not been heard from for %.0f s (rm_lock_timeout is %d s)" % (age, lock_timeout)
+    threshold = holder_threshold(lock, lock_timeout)
+    if age > threshold:
+        return "it has not been heard from for %.0f s (its threshold is %d s)" % (age, threshold)
     return ""
 
 
 def assess(clusters: Mapping[str, Sequence[str]], states: Mapping[str, Optional[Mapping[str, Any]]], new_run_id: str,
            resume: bool, lock_timeout: int, controller: Mapping[str, Any],
-           alive: Callable[[int, Optional[int]], bool]) -> Recovery:
+           alive: Callable[[int, Optional[int]], bool], take_over: str = "") -> Recovery:
     """Decide, from each host's state (None: unreachable), what this run does before it starts.
 
-    ``clusters``: the clusters the run works on, each with all its hosts in inventory order.
+    ``clusters``: the clusters the run works on, each with all its hosts in inventory order. ``take_over``: the
+    run the operator named (rm_take_over) to take over although a host of its clusters could not be read.
     """
     recovery = Recovery(run_id=new_run_id)
     hosts = [host for members in clusters.values() for host in members]
     reachable = {host: states[host] for host in hosts if states.get(host)}
     recovery.lock_hosts = list(reachable)
-    gone = _gone_holders(clusters, reachable, lock_timeout, controller, alive, recovery)
+    gone = _gone_holders(clusters, reachable, lock_timeout, controller, alive, take_over, recovery)
     if recovery.refusal:
         return recovery
     # Marks and jobs of runs that hold no lock any more count as left behind too (a run killed while finishing).
@@ -103,13 +117,26 @@ def assess(clusters: Mapping[str, Sequence[str]], states: Mapping[str, Optional[
         lock = state.get("lock") or {}
         if lock.get("run_id") in gone and lock.get("run_id") != recovery.run_id:
             recovery.takeover[host] = lock["run_id"]
+            recovery.takeover_renewed_at[host] = float(lock.get("renewed_at") or 0.0)
     _plan_repairs(recovery, clusters, reachable, gone)
     return recovery
 
 
+def unread_hosts_refusal(cluster: str, unread: Sequence[str], holders: Sequence[str], take_over: str) -> str:
+    """A locked cluster with hosts that could not be read: the lock on one of them may be the one its holder renews
+    (the host it works on, rebooting), so the cluster is not taken over unless the operator names the run to take
+    over. "" when it may be."""
+    if not unread or not holders or take_over in holders:
+        return ""
+    return ("cluster %s is locked by run %s, and %s could not be read: the lock there may be the one its holder keeps "
+            "fresh (a host it works on, rebooting), so the cluster is not taken over; nothing was done. When that run "
+            "is known to be gone, run again with -e rm_take_over=%s" % (
+                cluster, ", ".join(holders), ", ".join(unread), holders[0]))
+
+
 def _gone_holders(clusters: Mapping[str, Sequence[str]], reachable: Mapping[str, Mapping[str, Any]],
                   lock_timeout: int, controller: Mapping[str, Any], alive: Callable[[int, Optional[int]], bool],
-                  recovery: Recovery) -> Dict[str, str]:
+                  take_over: str, recovery: Recovery) -> Dict[str, str]:
     """Lock holders found gone (run id -> why); sets the refusal when one holder may still be at work."""
     gone: Dict[str, str] = {}
     for cluster, members in clusters.items():
@@ -120,17 +147,25 @@ def _gone_holders(clusters: Mapping[str, Sequence[str]], reachable: Mapping[str,
                 age = float(lock.get("age") or 0.0)
                 if lock["run_id"] not in freshest or age < freshest[lock["run_id"]][0]:
                     freshest[lock["run_id"]] = (age, lock)
-        for run, (age, lock) in sorted(freshest.items()):
-            why = holder_gone(lock, age, lock_timeout, controller, alive)
+        whys = {run: holder_gone(lock, age, lock_timeout, controller, alive)
+                for run, (age, lock) in sorted(freshest.items())}
+        for run, why in whys.items():
             if not why:
+                age, lock = freshest[run]
                 recovery.refusal = (
                     "cluster %s is being maintained by %s; refused to start, nothing was done. A run that is not "
-                    "heard from for rm_lock_timeout (%d s) is taken over."
-                    % (cluster, describe_holder(lock, age), lock_timeout))
+                    "heard from for its threshold (%d s) is taken over."
+                    % (cluster, describe_holder(lock, age), holder_threshold(lock, lock_timeout)))
                 return gone
+        recovery.refusal = unread_hosts_refusal(cluster, [host for host in members if host not in reachable],
+                                                sorted(run for run in whys if run != recovery.run_id), take_over)
+        if recovery.refusal:
+            return gone
+        for run, why in whys.items():
             if run not in gone:
                 gone[run] = why
-                recovery.lines.append("run %s, started %s, was interrupted: %s" % (run, lock.get("started") or "?", why))
+                recovery.lines.append("run %s, started %s, was interrupted: %s"
+                                      % (run, freshest[run][1].get("started") or "?", why))
     return gone
 
 

@@ -47,13 +47,20 @@ class Scope:
     members: Dict[str, List[str]] = field(default_factory=dict)  # cluster -> all its hosts, inventory order
     identity: Dict[str, Dict[str, str]] = field(default_factory=dict)  # cluster -> its zone, pod and name
     settings: Dict[str, int] = field(default_factory=dict)
+    take_over: str = ""           # rm_take_over: the run to take over although a host of its clusters is unread
 
     def as_dict(self) -> Dict[str, Any]:
         return {"run_id": self.run_id, "kind": self.kind, "names": self.names, "hosts": self.hosts,
                 "clusters": list(self.members), "members": self.members, "cluster_of": self.cluster_of,
                 "identity": self.identity,
                 "cluster_hosts": [host for members in self.members.values() for host in members],
-                "settings": self.settings}
+                "settings": self.settings, "take_over": self.take_over}
+
+
+def lock_threshold(lock_timeout: int, ping_interval: int) -> int:
+    """Seconds without a renewal after which this run may be taken for gone, recorded in its lock: rm_lock_timeout,
+    but never less than 3 of its polls (it renews its lock at each)."""
+    return max(lock_timeout, 3 * ping_interval)
 
 
 def names_of(value: Any) -> List[str]:
@@ -120,9 +127,15 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
             split_payload(payload)
         except PayloadError as exc:
             problems.append("rm_payload: %s" % exc)
+    if "rm_lock_timeout" in settings and "rm_ping_interval" in settings:
+        settings["rm_lock_threshold"] = lock_threshold(settings["rm_lock_timeout"], settings["rm_ping_interval"])
     run_id = str(run_vars.get("rm_run_id") or "")
     if not RUN_ID_PATTERN.fullmatch(run_id):
         problems.append("rm_run_id %r: use 1 to 64 letters, digits, '-' or '_'" % run_id)
+    take_over = str(run_vars.get("rm_take_over") or "")
+    if take_over and not RUN_ID_PATTERN.fullmatch(take_over):
+        problems.append("rm_take_over %r: name the run to take over by its id (1 to 64 letters, digits, '-' or '_')"
+                        % take_over)
     # Both timeouts are checked against the interval: a bad interval is one problem, said once.
     problems = list(dict.fromkeys(problems))
     if len(chosen) != 1:
@@ -167,6 +180,6 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
         raise ScopeError("; ".join(problems))
     return Scope(run_id=run_id, kind=kind, names=asked, hosts=hosts,
                  cluster_of={host: cluster_of[host] for members_ in members.values() for host in members_},
-                 members=members, settings=settings,
+                 members=members, settings=settings, take_over=take_over,
                  identity={cluster: dict(zip(("zone", "pod", "cluster"), identities[hosts_[0]]))
                            for cluster, hosts_ in members.items()})

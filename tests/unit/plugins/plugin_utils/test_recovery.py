@@ -152,3 +152,40 @@ def test_a_new_run_with_the_id_of_a_finished_run_is_refused() -> None:
 
 def test_ids_of_other_runs_on_record_do_not_refuse() -> None:
     assert decide({host: state(job_run_ids=["older"]) for host in CLUSTERS["c1"]}).refusal == ""
+
+
+def test_a_lock_is_judged_by_the_threshold_its_holder_recorded_never_by_the_judge() -> None:
+    # The taker runs with rm_lock_timeout 3; the holder renews every 30 s and recorded 900 s.
+    held = dict(lock("old", age=100, host="awx"), renew_interval=30, threshold=900)
+    fresh = assess(CLUSTERS, {"hv1": state(lock=held), "hv2": state(), "hv3": state()}, "new", False, 3, HERE,
+                   lambda _pid, _ticks: False)
+    assert fresh.refusal.startswith("cluster c1 is being maintained by run old") and "(900 s)" in fresh.refusal
+    stale = assess(CLUSTERS, {"hv1": state(lock=dict(held, age=901)), "hv2": state(), "hv3": state()}, "new", False,
+                   3, HERE, lambda _pid, _ticks: False)
+    assert not stale.refusal and "its threshold is 900 s" in stale.lines[0]
+    # A lock that records no threshold (an older run's) is judged by the judge's own.
+    unrecorded = decide({"hv1": state(lock=lock("old", age=TIMEOUT + 1, host="awx")), "hv2": state(), "hv3": state()})
+    assert not unrecorded.refusal and "its threshold is 900 s" in unrecorded.lines[0]
+
+
+def test_a_locked_cluster_with_a_host_that_cannot_be_read_is_not_taken_over_unless_named() -> None:
+    # hv1, the host the holder works on, is rebooting: its lock there may be the fresh one.
+    states = {"hv1": None, "hv2": state(lock=lock("old", age=5000, host="awx")),
+              "hv3": state(lock=lock("old", age=5000, host="awx"))}
+    refused = decide(states)
+    assert refused.refusal.startswith("cluster c1 is locked by run old, and hv1 could not be read")
+    assert "-e rm_take_over=old" in refused.refusal and refused.takeover == {}
+    named = assess(CLUSTERS, states, "new", False, TIMEOUT, HERE, lambda _pid, _ticks: True, take_over="old")
+    assert not named.refusal and named.takeover == {"hv2": "old", "hv3": "old"}
+    # Naming a run never takes over a lock seen fresh.
+    live = dict(states, hv2=state(lock=lock("old", age=5, host="awx")))
+    assert assess(CLUSTERS, live, "new", False, TIMEOUT, HERE, lambda _pid, _ticks: True,
+                  take_over="old").refusal.startswith("cluster c1 is being maintained by run old")
+    # An unlocked cluster with a host down goes on (the host is reported unreachable).
+    assert not decide({"hv1": None, "hv2": state(), "hv3": state()}).refusal
+
+
+def test_a_takeover_carries_when_the_lock_was_renewed_as_judged() -> None:
+    recovery = decide({"hv1": state(lock=dict(lock("old", age=5000, host="awx"), renewed_at=1795555000.5)),
+                       "hv2": state(), "hv3": state()})
+    assert recovery.takeover == {"hv1": "old"} and recovery.takeover_renewed_at == {"hv1": 1795555000.5}

@@ -104,6 +104,7 @@ def test_a_cluster_key_that_matches_nothing_is_refused() -> None:
     ({"rm_hosts": "hv1", "rm_run_id": "../x"}, "rm_run_id '../x'"),
     ({"rm_hosts": "hv1", "rm_run_id": "run1\n"}, "rm_run_id 'run1\\n'"),
     ({"rm_hosts": "hv1", "rm_lock_timeout": "abc"}, "rm_lock_timeout must be a positive integer"),
+    ({"rm_hosts": "hv1", "rm_take_over": "old run"}, "rm_take_over 'old run': name the run to take over by its id"),
 ])
 def test_bad_input_is_refused_naming_the_problem(run_vars: Dict[str, Any], complaint: str) -> None:
     with pytest.raises(ScopeError) as caught:
@@ -128,6 +129,16 @@ def test_no_stray_words_is_no_problem() -> None:
 
 def test_equal_timeout_and_interval_is_accepted() -> None:
     assert scope(rm_hosts="hv1", rm_stage_timeout=10, rm_ping_interval=10).settings["rm_stage_timeout"] == 10
+
+
+def test_the_lock_threshold_is_the_lock_timeout_but_never_under_three_polls() -> None:
+    assert scope(rm_hosts="hv1", rm_lock_timeout=900).settings["rm_lock_threshold"] == 900
+    assert scope(rm_hosts="hv1", rm_lock_timeout=3, rm_ping_interval=10).settings["rm_lock_threshold"] == 30
+
+
+def test_the_run_to_take_over_is_kept() -> None:
+    assert scope(rm_hosts="hv1", rm_take_over="20261125T010000Z-77").take_over == "20261125T010000Z-77"
+    assert scope(rm_hosts="hv1").as_dict()["take_over"] == ""
 
 
 def test_an_unknown_executor_is_refused() -> None:
