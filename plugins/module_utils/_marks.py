@@ -12,11 +12,13 @@ which a resumed run goes on from. Each is a small JSON object written atomically
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
 import time
-from typing import Any, Dict, Mapping, Optional
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
 
@@ -24,6 +26,8 @@ MAINTENANCE_MARK = "maintenance.json"
 CLUSTER_MARK = "cluster.json"
 LOCK_MARK = "lock.json"
 JOURNAL_MARK = "last_run.json"
+# Serialises every read-then-write of lock.json on the host (take, takeover, renewal, release) between runs.
+LOCK_FLOCK = ".lock.flock"
 
 
 class MarkError(Exception):
@@ -139,21 +143,33 @@ def lock_renewed_at(state_dir: str) -> Optional[float]:
         return None
 
 
+@contextmanager
+def lock_guard(state_dir: str) -> Iterator[None]:
+    """Hold the host's lock flock: no other run reads-then-writes lock.json meanwhile."""
+    with open(os.path.join(state_dir, LOCK_FLOCK), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def keep_lock(state_dir: str, run_id: str) -> str:
-    """Renew the lock ``run_id`` holds on this host (its age restarts). "" when it does; else why it no longer
-    holds it: another run may now work on the cluster, so the caller must stop, never go on."""
+    """Renew the lock ``run_id`` holds on this host (its age restarts), under the lock flock so that a takeover
+    cannot come between the check and the renewal. "" when it holds it; else why it no longer does: another run
+    may now work on the cluster, so the caller must stop, never go on."""
+    gone = "the lock of the host's cluster is gone from %s (another run may have taken it over and released it)" \
+        % state_dir
     try:
-        lock = read_mark(state_dir, LOCK_MARK)
+        with lock_guard(state_dir):
+            lock = read_mark(state_dir, LOCK_MARK)
+            if not lock:
+                return gone
+            if lock.get("run_id") != run_id:
+                return "the lock of cluster %s was taken over by %s" % (
+                    lock.get("cluster", "?"), describe_holder(lock, lock_age(state_dir)))
+            os.utime(os.path.join(state_dir, LOCK_MARK))
     except MarkError as exc:
         return "the lock of the host's cluster cannot be read (%s)" % exc
-    if not lock:
-        return "the lock of the host's cluster is gone from %s (another run may have taken it over and released " \
-               "it)" % state_dir
-    if lock.get("run_id") != run_id:
-        return "the lock of cluster %s was taken over by %s" % (
-            lock.get("cluster", "?"), describe_holder(lock, lock_age(state_dir)))
-    try:
-        os.utime(os.path.join(state_dir, LOCK_MARK))
+    except (FileNotFoundError, NotADirectoryError):
+        return gone
     except OSError as exc:
         return "the lock in %s could not be renewed (%s): another run could take it for a stale one" % (
             state_dir, exc.strerror)

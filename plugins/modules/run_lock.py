@@ -22,11 +22,14 @@ description:
     writes it again, naming this controller), or when it is held by O(takeover), the run the caller has found dead
     or stale. Any other holder makes the task fail with a message naming it. The check and the write happen under
     an exclusive C(flock), so two runs racing for the same host cannot both get it. A takeover is refused, under the
-    same C(flock), when the lock was renewed after O(takeover_renewed_at), the renewal time the caller judged it by:
-    its holder is at work.
+    same C(flock), when the lock was renewed after O(takeover_renewed_at), the renewal time the caller judged it by,
+    since its holder is at work.
   - With O(state=present) and O(wait_job_id), once the lock is held the task waits up to O(wait_seconds) for that
     job (one a gone run left running on the host) to end, renewing the lock meanwhile, so that a run waiting for an
     hour long patch script of the run it took over from is not taken for a stale one.
+  - With O(state=renewed) the lock O(run_id) holds is renewed (its age restarts) and nothing else changes; the task
+    fails with C(held=false) and RV(lock_lost) when the run no longer holds it. A run renews it so on the hosts it is
+    not working on, between its steps.
   - With O(state=absent) the lock is released, only when O(run_id) holds it.
 author:
   - kvmops.rolling engineers (@kvmops)
@@ -35,10 +38,10 @@ extends_documentation_fragment:
   - kvmops.rolling.rolling.state_dir
 options:
   state:
-    description: V(present) takes (or renews) the lock, V(absent) releases it.
+    description: V(present) takes the lock, V(renewed) renews the one the run holds, V(absent) releases it.
     type: str
     required: true
-    choices: [present, absent]
+    choices: [present, renewed, absent]
   cluster:
     description: The host's cluster, recorded in the lock.
     type: str
@@ -109,6 +112,13 @@ EXAMPLES = r"""
     wait_job_id: 20261124T221000Z-4711.Maintenance-stage.f31e7de9
     wait_seconds: 3600
   delegate_to: hv2
+- name: Renew it on hv3, where the run is not working now
+  kvmops.rolling.run_lock:
+    state: renewed
+    cluster: c1
+    run_id: "{{ rm_run_id }}"
+  delegate_to: hv3
+
 - name: Release it
   kvmops.rolling.run_lock:
     state: absent
@@ -132,7 +142,7 @@ job:
   type: str
   sample: ok
 lock_lost:
-  description: Why the run no longer holds the lock, when it lost it while waiting for O(wait_job_id).
+  description: Why the run no longer holds the lock, when it lost it (O(state=renewed), or while waiting for O(wait_job_id)).
   returned: when the lock was lost
   type: str
   sample: "the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ..."
@@ -142,8 +152,6 @@ msg:
   type: str
 """
 
-import fcntl
-import os
 import time
 from typing import Any, Dict, Optional
 
@@ -157,6 +165,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     describe_holder,
     keep_lock,
     lock_age,
+    lock_guard,
     lock_renewed_at,
     prepare_state_dir,
     read_mark,
@@ -165,8 +174,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR, STATUS_RUNNING
 
-# Serialises the read-then-write of lock.json between runs racing for the same host.
-FLOCK_FILE = ".lock.flock"
 # How often a lock is renewed while its holder waits for a job: below the smallest staleness threshold, which is
 # 3 ping intervals of at least 1 s each.
 RENEW_SECONDS = 1.0
@@ -214,6 +221,18 @@ def release(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[s
             % (params["run_id"], params["cluster"])}
 
 
+def renew(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    params = module.params
+    if module.check_mode:
+        held = previous is not None and previous.get("run_id") == params["run_id"]
+        return {"changed": held, "held": held, "msg": "check mode: the lock would %sbe renewed" % ("" if held else "not ")}
+    lost = keep_lock(params["state_dir"], params["run_id"])
+    if lost:
+        module.fail_json(msg=lost, held=False, lock_lost=lost, previous=previous)
+    return {"changed": True, "held": True,
+            "msg": "run %s renewed its lock of cluster %s" % (params["run_id"], params["cluster"])}
+
+
 def wait_for_job(params: Dict[str, Any]) -> Dict[str, Any]:
     """Wait for the job to end, renewing the lock at every round; the job's status and a line saying it."""
     store = JobStore(params["state_dir"])
@@ -232,7 +251,7 @@ def wait_for_job(params: Dict[str, Any]) -> Dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(argument_spec={
-        "state": {"type": "str", "required": True, "choices": ["present", "absent"]},
+        "state": {"type": "str", "required": True, "choices": ["present", "renewed", "absent"]},
         "cluster": {"type": "str", "required": True},
         "run_id": {"type": "str", "required": True},
         "started": {"type": "str", "default": ""},
@@ -246,17 +265,20 @@ def main() -> None:
         "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
     }, supports_check_mode=True)
     state_dir = module.params["state_dir"]
-    act = take if module.params["state"] == "present" else release
+    act = {"present": take, "renewed": renew, "absent": release}[module.params["state"]]
     try:
         if module.check_mode:  # nothing is written, not even the flock file
             previous = read_mark(state_dir, LOCK_MARK)
             result = act(module, previous)
         else:
             prepare_state_dir(state_dir)
-            with open(os.path.join(state_dir, FLOCK_FILE), "a") as flock:
-                fcntl.flock(flock, fcntl.LOCK_EX)
+            if act is renew:  # keep_lock holds the flock itself
                 previous = read_mark(state_dir, LOCK_MARK)
-                result = act(module, previous)
+                result = renew(module, previous)
+            else:
+                with lock_guard(state_dir):
+                    previous = read_mark(state_dir, LOCK_MARK)
+                    result = act(module, previous)
             if module.params["wait_job_id"] and result["held"]:  # waited for outside the flock
                 waited = wait_for_job(module.params)
                 result.update(waited, msg="%s; %s" % (result["msg"], waited["msg"]))

@@ -57,10 +57,18 @@ class Scope:
                 "settings": self.settings, "take_over": self.take_over}
 
 
-def lock_threshold(lock_timeout: int, ping_interval: int) -> int:
-    """Seconds without a renewal after which this run may be taken for gone, recorded in its lock: rm_lock_timeout,
-    but never less than 3 of its polls (it renews its lock at each)."""
-    return max(lock_timeout, 3 * ping_interval)
+def lock_renewal_interval(lock_timeout: int, ping_interval: int) -> int:
+    """How often the run renews its lock on every host it holds, between its steps: a third of rm_lock_timeout, and
+    never more often than it polls (never below 1 s)."""
+    return max(1, ping_interval, lock_timeout // 3)
+
+
+def lock_threshold(lock_timeout: int, ping_interval: int, longest_step: int) -> int:
+    """Seconds without a renewal after which this run may be taken for gone, recorded in its lock. The host under
+    way is renewed at every poll, the others between steps, so a host the run is not working on may go unrenewed for
+    a whole step (up to ``longest_step``, the larger of the stage and maintenance timeouts) plus a renewal interval:
+    the threshold is rm_lock_timeout (never under 3 polls) on top of that step."""
+    return max(lock_timeout, 3 * ping_interval) + longest_step
 
 
 def names_of(value: Any) -> List[str]:
@@ -127,8 +135,13 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
             split_payload(payload)
         except PayloadError as exc:
             problems.append("rm_payload: %s" % exc)
-    if "rm_lock_timeout" in settings and "rm_ping_interval" in settings:
-        settings["rm_lock_threshold"] = lock_threshold(settings["rm_lock_timeout"], settings["rm_ping_interval"])
+    timing = ("rm_lock_timeout", "rm_ping_interval", "rm_stage_timeout", "rm_wait_maintenance_timeout")
+    if all(name in settings for name in timing):
+        settings["rm_lock_renewal_interval"] = lock_renewal_interval(settings["rm_lock_timeout"],
+                                                                     settings["rm_ping_interval"])
+        settings["rm_lock_threshold"] = lock_threshold(
+            settings["rm_lock_timeout"], settings["rm_ping_interval"],
+            max(settings["rm_stage_timeout"], settings["rm_wait_maintenance_timeout"]))
     run_id = str(run_vars.get("rm_run_id") or "")
     if not RUN_ID_PATTERN.fullmatch(run_id):
         problems.append("rm_run_id %r: use 1 to 64 letters, digits, '-' or '_'" % run_id)

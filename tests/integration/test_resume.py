@@ -189,29 +189,67 @@ def test_a_second_run_refuses_while_the_first_holds_the_cluster(scenario: Run, l
     updated_exactly_once(scenario, C1)
 
 
-def test_a_stale_lock_is_taken_over_after_the_timeout(scenario: Run, lab: Lab) -> None:
-    # A controller that stops answering (a laptop closed): its process lives on, its lock goes stale. Another
-    # controller (an AWX pod) takes it over; on the laptop itself a live holder is never stale.
+# The holder's timing: rm_lock_timeout 3 on top of its longest step (12 s): its lock records a threshold of 15 s.
+HOLDER_TIMING = ("-e", "rm_lock_timeout=3", "-e", "rm_stage_timeout=12", "-e", "rm_wait_maintenance_timeout=12")
+HOLDER_THRESHOLD = 15
+# The taker's: far below the holder's, which are the ones that count.
+TAKER_TIMING = ("-e", "rm_lock_timeout=1", "-e", "rm_stage_timeout=2", "-e", "rm_wait_maintenance_timeout=2")
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_a_stale_lock_is_taken_over_after_the_holders_threshold(scenario: Run, lab: Lab, how: str) -> None:
+    # A controller that stops answering (a laptop closed: its process lives on) or is killed (an AWX pod
+    # deleted). Another controller (an AWX pod) takes its lock over once it is older than the threshold the
+    # holder recorded, never by its own shorter one; on the laptop itself a live holder is never stale.
     scenario.hooks(C1, {("hv1", "PreMaintenance"): held_hook(scenario, "first")})
-    first = scenario.start("-e", "rm_clusters=c1")
+    first = scenario.start("-e", "rm_clusters=c1", *HOLDER_TIMING)
     try:
-        wait_until((scenario.dir / "first.started").exists, "the first run's PreMaintenance on hv1", WAIT_SECONDS, process=first)
-        os.killpg(first.pid, signal.SIGSTOP)
-        stale = state_file(lab, "hv1", "lock.json")["run_id"]
+        wait_until((scenario.dir / "first.started").exists, "the first run's PreMaintenance on hv1", WAIT_SECONDS,
+                   process=first)
+        if how == "stopped":
+            os.killpg(first.pid, signal.SIGSTOP)
+        else:
+            kill_run(first)
+        stale = state_file(lab, "hv1", "lock.json")
+        assert stale["threshold"] == HOLDER_THRESHOLD and stale["renew_interval"] == 1, stale
         release(scenario, "first")
+        early = scenario.play_from_controller("awx-pod-2", "-e", "rm_clusters=c1", *TAKER_TIMING)
+        assert scenario.completed.returncode != 0 and early["details"].startswith(
+            "aborted: cluster c1 is being maintained by run %s" % stale["run_id"]), early["details"]
+        assert "its threshold (%d s)" % HOLDER_THRESHOLD in early["details"]
         locks = [lab.state_dir(host) / "lock.json" for host in C1]
-        wait_until(lambda: min(time.time() - path.stat().st_mtime for path in locks) > 5,
-                   "every lock of the stopped run older than rm_lock_timeout=5", WAIT_SECONDS)
-        here = scenario.play("-e", "rm_clusters=c1", "-e", "rm_lock_timeout=5")
-        assert scenario.completed.returncode != 0 and here["details"].startswith(
-            "aborted: cluster c1 is being maintained by run %s" % stale), here["details"]
-        report = scenario.play_from_controller("awx-pod-2", "-e", "rm_clusters=c1", "-e", "rm_lock_timeout=5")
+        wait_until(lambda: min(time.time() - path.stat().st_mtime for path in locks) > HOLDER_THRESHOLD + 1,
+                   "every lock of the first run older than its threshold", WAIT_SECONDS)
+        if how == "stopped":
+            here = scenario.play("-e", "rm_clusters=c1", *TAKER_TIMING)
+            assert scenario.completed.returncode != 0 and here["details"].startswith(
+                "aborted: cluster c1 is being maintained by run %s" % stale["run_id"]), here["details"]
+        else:
+            # A host of the cluster that cannot be read may hold the fresh copy of the lock: refused, unless named.
+            lab.kvmlab("link", "hv3", "down")
+            try:
+                unread = scenario.play_from_controller("awx-pod-2", "-e", "rm_clusters=c1", *TAKER_TIMING)
+            finally:
+                lab.kvmlab("link", "hv3", "up")
+            assert scenario.completed.returncode != 0 and unread["details"].startswith(
+                "aborted: cluster c1 is locked by run %s, and hv3 could not be read" % stale["run_id"]), \
+                unread["details"]
+            assert "-e rm_take_over=%s" % stale["run_id"] in unread["details"]
+        report = scenario.play_from_controller("awx-pod-2", "-e", "rm_clusters=c1", *TAKER_TIMING)
+        assert scenario.completed.returncode == 0, scenario.output
+        if how == "stopped":
+            # The holder wakes up: its next step finds the lock lost, and it stops cleanly.
+            os.killpg(first.pid, signal.SIGCONT)
+            woken = scenario.wait(first)  # its report replaces the taker's in the same file
+            assert first.returncode != 0
+            assert "this run no longer holds its lock, so it stopped" in woken["details"], woken["details"]
+            assert not woken["attention"], woken["attention"]
     finally:
-        kill_run(first)
-    assert scenario.completed.returncode == 0, scenario.output
-    assert any(line.startswith("run %s" % stale) and "has not been heard from" in line
-               for line in report["found"]), report["found"]
-    assert "cluster c1: left disabled by run %s: it is enabled again" % stale in report["found"]
+        if first.poll() is None:
+            kill_run(first)
+    assert any(line.startswith("run %s" % stale["run_id"]) and "has not been heard from" in line
+               and "its threshold is %d s" % HOLDER_THRESHOLD in line for line in report["found"]), report["found"]
+    assert "cluster c1: left disabled by run %s: it is enabled again" % stale["run_id"] in report["found"]
     assert sorted(entry["host"] for entry in report["hosts_updated"]) == C1
 
 

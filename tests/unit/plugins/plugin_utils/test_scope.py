@@ -131,9 +131,13 @@ def test_equal_timeout_and_interval_is_accepted() -> None:
     assert scope(rm_hosts="hv1", rm_stage_timeout=10, rm_ping_interval=10).settings["rm_stage_timeout"] == 10
 
 
-def test_the_lock_threshold_is_the_lock_timeout_but_never_under_three_polls() -> None:
-    assert scope(rm_hosts="hv1", rm_lock_timeout=900).settings["rm_lock_threshold"] == 900
-    assert scope(rm_hosts="hv1", rm_lock_timeout=3, rm_ping_interval=10).settings["rm_lock_threshold"] == 30
+def test_the_lock_threshold_covers_the_longest_step_on_top_of_the_lock_timeout_never_under_three_polls() -> None:
+    # A host the run is not working on is renewed between steps: it may wait a whole step for it.
+    settings = scope(rm_hosts="hv1", rm_lock_timeout=900).settings
+    assert settings["rm_lock_threshold"] == 900 + 1800 and settings["rm_lock_renewal_interval"] == 300
+    settings = scope(rm_hosts="hv1", rm_lock_timeout=3, rm_ping_interval=10, rm_stage_timeout=60,
+                     rm_wait_maintenance_timeout=20).settings
+    assert settings["rm_lock_threshold"] == 30 + 60 and settings["rm_lock_renewal_interval"] == 10
 
 
 def test_the_run_to_take_over_is_kept() -> None:

@@ -1,0 +1,95 @@
+"""The cluster lock between two controllers: a live run is never taken over, whatever the other run's settings,
+whichever of its hosts is down; runs over disjoint clusters go on side by side."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from labtools import Lab, wait_until
+from runtools import ALL, C1, STAGES, Run
+from test_resume import TAKER_TIMING, WAIT_SECONDS, held_hook, release
+
+pytestmark = pytest.mark.lab
+
+C2 = [host for host in ALL if host not in C1]
+# The holder renews its locks every second (rm_lock_timeout 3), and records a threshold of 3 + 60 s.
+HOLDER_TIMING = ("-e", "rm_lock_timeout=3", "-e", "rm_stage_timeout=60", "-e", "rm_wait_maintenance_timeout=60")
+HOLDER_THRESHOLD = 63
+
+
+def lock_ages(lab: Lab, hosts: List[str], ages: Dict[str, float], stop: threading.Event) -> None:
+    """Sample the age of each host's lock until STOP; keep the oldest seen (a host without a lock is skipped)."""
+    while not stop.is_set():
+        for host in hosts:
+            try:
+                ages[host] = max(ages.get(host, 0.0), time.time() - (lab.state_dir(host) / "lock.json").stat().st_mtime)
+            except FileNotFoundError:
+                pass
+        stop.wait(0.5)
+
+
+def test_a_live_run_whose_host_is_down_in_maintenance_is_not_taken_over_by_a_run_with_shorter_timings(
+        scenario: Run, lab: Lab) -> None:
+    # hv2 goes out of reach in its Maintenance stage (a reboot under way), then is hard-reset. Meanwhile a run
+    # from another controller, whose own timings are far below the holder's, tries the cluster.
+    scenario.hooks(C1, {("hv2", "Maintenance"): held_hook(scenario, "Maintenance")})
+    ages: Dict[str, float] = {}
+    stop = threading.Event()
+    sampler = threading.Thread(target=lock_ages, args=(lab, C1, ages, stop), daemon=True)
+    holder = scenario.start("-e", "rm_clusters=c1", *HOLDER_TIMING)
+    try:
+        wait_until((scenario.dir / "Maintenance.started").exists, "hv2's Maintenance stage", WAIT_SECONDS,
+                   process=holder)
+        sampler.start()
+        # hv3, not worked on yet, was renewed since the run took its lock (before each of hv1's and hv2's steps).
+        hv3_lock = json.loads((lab.state_dir("hv3") / "lock.json").read_text())
+        assert (lab.state_dir("hv3") / "lock.json").stat().st_mtime > hv3_lock["taken_at"] + 1, hv3_lock
+        lab.kvmlab("link", "hv2", "down")
+        try:
+            time.sleep(4)  # every lock older than the other run's own threshold (1 s + 2 s)
+            taker = Run(lab, scenario.dir / "taker")
+            refused = taker.play_from_controller("awx-pod-2", "-e", "rm_clusters=c1", *TAKER_TIMING)
+        finally:
+            lab.kvmlab("link", "hv2", "up")
+        assert taker.completed.returncode != 0 and refused["details"].startswith(
+            "aborted: cluster c1 is being maintained by run %s" % hv3_lock["run_id"]), refused["details"]
+        assert "its threshold (%d s)" % HOLDER_THRESHOLD in refused["details"]
+        assert taker.events() == [] and refused["hosts_updated"] == []
+        lab.kvmlab("reboot", "hv2")  # ends the held Maintenance script: a reboot in Maintenance is its success
+        report = scenario.wait(holder)
+    finally:
+        stop.set()
+        release(scenario, "Maintenance")
+    assert holder.returncode == 0, (scenario.dir / "background-run.log").read_text()[-5000:]
+    assert report["success"] and not report["attention"], report
+    assert [entry["host"] for entry in report["hosts_updated"]] == C1
+    [hv2] = [entry for entry in report["hosts_updated"] if entry["host"] == "hv2"]
+    assert hv2["stages"]["Maintenance"]["status"] == "rebooted"
+    for host in C1:
+        assert scenario.stages_run(host) == list(STAGES)
+    # No lock of the live run was ever older than its threshold, on any host.
+    assert ages and max(ages.values()) < HOLDER_THRESHOLD, ages
+
+
+def test_two_runs_over_disjoint_clusters_from_two_controllers_both_succeed(scenario: Run, lab: Lab,
+                                                                           tmp_path: Path) -> None:
+    scenario.hooks(ALL)
+    first = scenario.start("-e", "rm_clusters=c1")
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = Run(lab, other_dir)
+    other.log = scenario.log  # both runs' hooks log to the scenario's file
+    second = other.play_from_controller("awx-pod-2", "-e", "rm_clusters=c2")
+    report = scenario.wait(first)
+    assert first.returncode == 0, (scenario.dir / "background-run.log").read_text()[-5000:]
+    assert other.completed.returncode == 0, other.output
+    assert [entry["host"] for entry in report["hosts_updated"]] == C1
+    assert [entry["host"] for entry in second["hosts_updated"]] == C2
+    for host in ALL:
+        assert scenario.stages_run(host) == list(STAGES), host
