@@ -13,7 +13,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._scope import SCOPE
 
 RUN_VARIABLES = tuple(SCOPES) + ("rm_stage_timeout", "rm_ping_interval", "rm_wait_maintenance_timeout",
                                  "rm_max_parallel_migrations", "rm_payload", "rm_run_id", "rm_lock_timeout",
-                                 "rm_take_over")
+                                 "rm_take_over", "rm_secret_env")
 
 
 class ActionModule(ValidatingAction):

@@ -436,12 +436,53 @@ STAGE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "cluster": {"type": "str", "default": ""},
     "rebooted_ok": {"type": "bool"},
     "holds_lock": {"type": "bool", "default": False},
+    "secret_env": {"type": "dict", "default": {}, "no_log": True},
 }
 
 
+# What a secret value is replaced with wherever it would leave the host (output tails, messages).
+SECRET_MASK = "********"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def checked_secret_env(value: Any) -> Dict[str, str]:
+    """rm_secret_env as the stage scripts get it: environment variable names, not RM_* (the stage sets those),
+    to strings (numbers are taken as their text); ValueError naming the variable, never showing its value."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError("rm_secret_env must be a mapping of environment variable names to values, got a %s"
+                         % type(value).__name__)
+    checked: Dict[str, str] = {}
+    for name, secret in value.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise ValueError("rm_secret_env: %r is not an environment variable name (letters, digits and '_', not "
+                             "starting with a digit)" % (name,))
+        if name.startswith("RM_"):
+            raise ValueError("rm_secret_env: %s: names starting with RM_ are the stage's own (RM_STAGE, RM_HOST, ...)"
+                             % name)
+        if isinstance(secret, (int, float)) and not isinstance(secret, bool):
+            secret = str(secret)
+        if not isinstance(secret, str):
+            raise ValueError("rm_secret_env: the value of %s must be a string, got a %s" % (name, type(secret).__name__))
+        if "\0" in secret:
+            raise ValueError("rm_secret_env: the value of %s holds a NUL byte, which no environment can carry" % name)
+        checked[name] = secret
+    return checked
+
+
+def mask_secrets(text: str, secrets: Sequence[str]) -> str:
+    """TEXT with every secret value in it replaced by SECRET_MASK (longest first, so a secret inside another is
+    never half shown)."""
+    for secret in sorted((value for value in secrets if value), key=len, reverse=True):
+        text = text.replace(secret, SECRET_MASK)
+    return text
+
+
 def stage_environment(base: Mapping[str, str], stage: str, run_id: str, host: str, cluster: str,
-                      payload: str, job_id: str) -> Dict[str, str]:
+                      payload: str, job_id: str, secret_env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     env = dict(base)
+    env.update(secret_env or {})
     env.update({"RM_STAGE": stage, "RM_RUN_ID": run_id, "RM_HOST": host, "RM_CLUSTER": cluster,
                 "RM_PAYLOAD": payload, "RM_JOB_ID": job_id})
     return env

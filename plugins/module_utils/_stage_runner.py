@@ -14,7 +14,7 @@ import select
 import signal
 import subprocess
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     TAIL_BYTES,
@@ -35,6 +35,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     StageResult,
     classify_exit,
     describe_outcome,
+    mask_secrets,
     read_tail,
     signal_name,
 )
@@ -150,7 +151,7 @@ def await_pending_reboot(pending: Callable[[], Optional[str]], deadline: float) 
 
 def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[str, str], cwd: str,
             pending: Callable[[], Optional[str]] = pending_reboot,
-            attached: Optional[ConnectionCheck] = None) -> Optional[StageResult]:
+            attached: Optional[ConnectionCheck] = None, secrets: Sequence[str] = ()) -> Optional[StageResult]:
     """Run the job's script to its end, enforce its timeout, write and return its result.
 
     A SIGTERM to this process stops the script like a timeout does. If cancel() recorded a request
@@ -248,7 +249,8 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         job_id=job_id, run_id=job["run_id"], stage=job["stage"], status=status, script=job["script"], rc=rc,
         signal=signal_name(signal_number) if signal_number else None, started_at=started, ended_at=ended,
         duration=round(time.monotonic() - start_clock, 3), boot_id=job["boot_id"],
-        stdout_tail=read_tail(stdout_path, TAIL_BYTES), stderr_tail=read_tail(stderr_path, TAIL_BYTES), msg=msg,
+        stdout_tail=mask_secrets(read_tail(stdout_path, TAIL_BYTES), secrets),
+        stderr_tail=mask_secrets(read_tail(stderr_path, TAIL_BYTES), secrets), msg=msg,
         extra={"stdout_log": stdout_path, "stderr_log": stderr_path, "cancelled": cancelled,
                "connection_lost": disconnected},
     )

@@ -100,6 +100,15 @@ options:
       - Whether a host reboot during the stage counts as success.
       - When unset, it does for C(Maintenance) (patch-and-reboot is its normal job) and does not for the others.
     type: bool
+  secret_env:
+    description:
+      - Environment variables given to the script on top of its own (a credential for a package mirror, say), names
+        not starting with C(RM_). Their values are written nowhere on the host (the runner keeps them in memory) nor
+        in any result; wherever one would leave the host, in the output tails or a message, it is replaced by
+        C(********). Unlike O(payload), which is the script's argv and shows in C(ps), they are visible only to
+        root (C(/proc/PID/environ)).
+    type: dict
+    default: {}
 notes:
   - Supports check mode; then no script runs and the result says what would run.
   - The module must be run by root or by the owner of O(state_dir).
@@ -239,6 +248,8 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_WOULD_RUN,
     PayloadError,
     ScriptLookupError,
+    checked_secret_env,
+    mask_secrets,
     find_stage_script,
     split_payload,
     stage_environment,
@@ -329,14 +340,16 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
            "stage": stage, "script": script, "argv": argv,
            "created_at": time.time(), "boot_id": boot_id, "stage_timeout": params["stage_timeout"],
            "executor": params["executor"]}
+    secret_env = checked_secret_env(params["secret_env"])
     env = stage_environment(os.environ, stage, params["run_id"], params["host_name"] or "",
-                            params["cluster"], params["payload"], job_id)
+                            params["cluster"], params["payload"], job_id, secret_env)
+    secrets = list(secret_env.values())
     cwd = os.path.dirname(script)
     if params["executor"] == "agent":
         store.write_job(job_id, as_run_by_this_process(job))
-        execute(store, job, argv, env, cwd, attached=lock_kept_while(connection_watch(), params))
+        execute(store, job, argv, env, cwd, attached=lock_kept_while(connection_watch(), params), secrets=secrets)
     else:
-        start_detached(store, job, lambda: execute(store, job, argv, env, cwd))
+        start_detached(store, job, lambda: execute(store, job, argv, env, cwd, secrets=secrets))
     status, fields = poll(store, job_id, params["_wait"])
     return dict(fields, status=status, argv=argv)
 
@@ -377,6 +390,11 @@ def main() -> None:
     result.setdefault("run_id", params["run_id"])
     result.setdefault("job_id", job_id)
     result["succeeded"] = stage_succeeded(result["status"], params["stage"], params["rebooted_ok"])
+    # The runner masked the tails it wrote; a job settled later (its host rebooted) was read back raw.
+    secrets = [str(value) for value in (params["secret_env"] or {}).values()]
+    for key in ("stdout_tail", "stderr_tail", "msg"):
+        if isinstance(result.get(key), str):
+            result[key] = mask_secrets(result[key], secrets)
     # Explicit: ansible-core 2.19+ takes a result with a non-zero rc and no "failed" for a failure, and
     # a script's exit code (70 included) is the stage's business, not the module's.
     module.exit_json(failed=False, **result)

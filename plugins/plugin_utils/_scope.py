@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     PayloadError,
+    checked_secret_env,
     positive_int,
     split_payload,
     validate_timing,
@@ -48,13 +49,14 @@ class Scope:
     identity: Dict[str, Dict[str, str]] = field(default_factory=dict)  # cluster -> its zone, pod and name
     settings: Dict[str, int] = field(default_factory=dict)
     take_over: str = ""           # rm_take_over: the run to take over although a host of its clusters is unread
+    secret_env_names: List[str] = field(default_factory=list)  # rm_secret_env's names (its values never leave it)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"run_id": self.run_id, "kind": self.kind, "names": self.names, "hosts": self.hosts,
                 "clusters": list(self.members), "members": self.members, "cluster_of": self.cluster_of,
                 "identity": self.identity,
                 "cluster_hosts": [host for members in self.members.values() for host in members],
-                "settings": self.settings, "take_over": self.take_over}
+                "settings": self.settings, "take_over": self.take_over, "secret_env_names": self.secret_env_names}
 
 
 def lock_renewal_interval(lock_timeout: int, ping_interval: int) -> int:
@@ -145,6 +147,11 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
     run_id = str(run_vars.get("rm_run_id") or "")
     if not RUN_ID_PATTERN.fullmatch(run_id):
         problems.append("rm_run_id %r: use 1 to 64 letters, digits, '-' or '_'" % run_id)
+    secret_env_names: List[str] = []
+    try:
+        secret_env_names = sorted(checked_secret_env(run_vars.get("rm_secret_env")))
+    except ValueError as exc:
+        problems.append(str(exc))
     take_over = str(run_vars.get("rm_take_over") or "")
     if take_over and not RUN_ID_PATTERN.fullmatch(take_over):
         problems.append("rm_take_over %r: name the run to take over by its id (1 to 64 letters, digits, '-' or '_')"
@@ -193,6 +200,6 @@ def resolve(run_vars: Mapping[str, Any], inventory: Sequence[str],
         raise ScopeError("; ".join(problems))
     return Scope(run_id=run_id, kind=kind, names=asked, hosts=hosts,
                  cluster_of={host: cluster_of[host] for members_ in members.values() for host in members_},
-                 members=members, settings=settings, take_over=take_over,
+                 members=members, settings=settings, take_over=take_over, secret_env_names=secret_env_names,
                  identity={cluster: dict(zip(("zone", "pod", "cluster"), identities[hosts_[0]]))
                            for cluster, hosts_ in members.items()})

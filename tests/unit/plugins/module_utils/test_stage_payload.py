@@ -107,3 +107,25 @@ def test_split_payload_agrees_with_a_posix_shell(payload: str) -> None:
     if not words:
         return  # printf with no argument prints its format once; nothing to compare
     assert words == _dash_words(payload)
+
+
+def test_secret_env_is_checked_naming_the_variable_never_its_value() -> None:
+    from ansible_collections.kvmops.rolling.plugins.module_utils._stage import checked_secret_env
+    assert checked_secret_env({"MIRROR_TOKEN": "s3cr3t", "PORT": 8080}) == {"MIRROR_TOKEN": "s3cr3t", "PORT": "8080"}
+    assert checked_secret_env(None) == {} and checked_secret_env("") == {}
+    for bad, complaint in (({"1X": "s3cr3t"}, "'1X' is not an environment variable name"),
+                           ({"RM_HOST": "s3cr3t"}, "names starting with RM_ are the stage's own"),
+                           ({"T": ["s3cr3t"]}, "the value of T must be a string, got a list"),
+                           ({"T": "s3\0cr3t"}, "the value of T holds a NUL byte"),
+                           ("T=s3cr3t", "rm_secret_env must be a mapping")):
+        try:
+            checked_secret_env(bad)
+        except ValueError as exc:
+            assert complaint in str(exc) and "s3cr3t" not in str(exc), str(exc)
+        else:
+            raise AssertionError("accepted %r" % (bad,))
+
+
+def test_secrets_are_masked_longest_first() -> None:
+    from ansible_collections.kvmops.rolling.plugins.module_utils._stage import mask_secrets
+    assert mask_secrets("token=abc-abcdef; short=abc", ["abc", "abc-abcdef", ""]) == "token=********; short=********"

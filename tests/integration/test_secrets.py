@@ -1,0 +1,61 @@
+"""A credential given to the stage scripts through rm_secret_env reaches them and is written nowhere else."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import uuid
+from pathlib import Path
+
+import pytest
+
+from labtools import Lab
+from runtools import Run
+
+pytestmark = pytest.mark.lab
+
+STATE_DIR = "/var/lib/kvm-rolling-maintenance"
+NOBODY = "65534"
+
+
+def test_a_secret_in_rm_secret_env_reaches_every_stage_and_is_written_nowhere(scenario: Run, lab: Lab,
+                                                                              tmp_path: Path) -> None:
+    secret = "s3cr3t-%s" % uuid.uuid4().hex
+    seen = tmp_path / "seen"
+    # Every stage checks it has the token (by its hash: the hook itself must not hold it) and prints it.
+    body = ('printf %%s "$MIRROR_TOKEN" | sha256sum | cut -d" " -f1 >> %s\n'
+            'echo "token=$MIRROR_TOKEN"\necho "stderr has $MIRROR_TOKEN too" >&2' % seen)
+    scenario.hooks(["hv1"], {("hv1", stage): body for stage in ("PreFlight", "PreMaintenance", "Maintenance",
+                                                                 "PostMaintenance")})
+    # As AWX gives a credential: a vars file.
+    secrets_file = tmp_path / "credential.json"
+    secrets_file.write_text(json.dumps({"rm_secret_env": {"MIRROR_TOKEN": secret}}))
+
+    report = scenario.play("-vvv", "-e", "@%s" % secrets_file, "-e", "rm_hosts=hv1")
+
+    assert scenario.completed.returncode == 0, scenario.output[-5000:]
+    assert seen.read_text().split() == [hashlib.sha256(secret.encode()).hexdigest()] * 4
+    assert secret not in scenario.completed.stdout + scenario.completed.stderr  # -vvv included
+    report_text = scenario.report_path.read_text()
+    assert secret not in report_text
+    assert stat.S_IMODE(scenario.report_path.stat().st_mode) == 0o600
+    [hv1] = report["hosts_updated"]
+    for stage in ("PreMaintenance", "Maintenance", "PostMaintenance"):
+        assert hv1["stages"][stage]["stdout_tail"] == "token=********\n", hv1["stages"][stage]
+        assert hv1["stages"][stage]["stderr_tail"] == "stderr has ******** too\n"
+    # On the host: nothing a user other than root can read holds it.
+    as_nobody = lab.exec("hv1", "setpriv", "--reuid=%s" % NOBODY, "--regid=%s" % NOBODY, "--clear-groups", "--",
+                         "grep", "-rlF", secret, STATE_DIR, "/var/log", check=False)
+    assert as_nobody.stdout == "", as_nobody.stdout
+    # Root's own copy: the scripts' full output (theirs, kept as they wrote it, root only); every result the
+    # runner wrote has the tails masked.
+    state = lab.state_dir("hv1")
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    results = [path for path in (state / "jobs").glob("*/result.json") if path.parent.name.startswith(report["run_id"])]
+    assert len(results) == 4, results
+    for path in results:
+        text = path.read_text()
+        assert secret not in text and "token=********" in text, text
+    for log in (state / "jobs").glob("*/stdout.log"):
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600
