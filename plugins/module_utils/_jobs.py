@@ -17,7 +17,7 @@ import os
 import re
 import signal
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import StateDirError, prepare_state_dir
 from ansible_collections.kvmops.rolling.plugins.module_utils._systemd import leave_login_session
@@ -296,7 +296,8 @@ def listen_for_cancel() -> None:
     signal.signal(signal.SIGTERM, CancelRequest.on_sigterm)
 
 
-def start_detached(store: JobStore, job: Dict[str, Any], work: Callable[[], None]) -> None:
+def start_detached(store: JobStore, job: Dict[str, Any], work: Callable[[], None],
+                   keep_fds: Sequence[int] = ()) -> None:
     """Run ``work`` in a runner detached from this process and its connection; return once the job is registered.
 
     The runner is a grandchild in a session of its own with no tie to the connection's file
@@ -311,7 +312,7 @@ def start_detached(store: JobStore, job: Dict[str, Any], work: Callable[[], None
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _become_runner(store, job, work, write_end)
+            _become_runner(store, job, work, write_end, keep_fds)
         finally:
             os._exit(0)
     os.close(write_end)
@@ -322,13 +323,14 @@ def start_detached(store: JobStore, job: Dict[str, Any], work: Callable[[], None
         raise JobError("the %s runner did not start: %s" % (job["label"], registered.decode("utf-8", "replace")[-500:]))
 
 
-def _become_runner(store: JobStore, job: Dict[str, Any], work: Callable[[], None],
-                   ready_fd: int) -> None:  # pragma: no cover - runs in the forked runner
+def _become_runner(store: JobStore, job: Dict[str, Any], work: Callable[[], None], ready_fd: int,
+                   keep_fds: Sequence[int]) -> None:  # pragma: no cover - runs in the forked runner
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    os.closerange(3, ready_fd)
-    os.closerange(ready_fd + 1, 65536)
+    kept = sorted({ready_fd, *keep_fds})
+    for low, high in zip([3] + [fd + 1 for fd in kept], kept + [65536]):
+        os.closerange(low, high)
     os.chdir("/")
     listen_for_cancel()
     record = as_run_by_this_process(job)

@@ -249,14 +249,48 @@ def _end_of_substitution(text: str, start: int, nesting: int) -> int:
     raise PayloadError("payload has an unterminated %s at offset %d" % (text[start:start + 2], start))
 
 
-def find_stage_script(hooks_dir: str, stage: str, allowed_owners: Sequence[int]) -> Optional[str]:
-    """Return the path of the stage's script in ``hooks_dir``, or None when the stage has none.
+def vet_hooks_dir(hooks_dir: str, allowed_owners: Sequence[int]) -> Optional[str]:
+    """The hooks dir with its links resolved, or None when there is none. ScriptLookupError when it or a directory
+    above it is owned by someone other than root or the connecting user, or writable by group or others (a parent
+    owned by root with the sticky bit, such as /tmp, excepted: nobody else can rename what is in it): whoever could
+    change one of them could swap a stage script, which runs as root, between its check and its run."""
+    real = os.path.realpath(hooks_dir)
+    if not os.path.isdir(real):
+        return None
+    path = real
+    while True:
+        info = os.lstat(path)
+        what = "the hooks dir %s" % real if path == real else "%s, above the hooks dir %s," % (path, real)
+        if info.st_uid not in allowed_owners:
+            raise ScriptLookupError(
+                "%s is owned by uid %d: the hooks dir and every directory above it must be owned by root or the "
+                "connecting user (uid %s), or anyone could swap a stage script that runs as root"
+                % (what, info.st_uid, ", ".join(str(uid) for uid in sorted(set(allowed_owners)))))
+        sticky_parent = path != real and info.st_uid == 0 and info.st_mode & stat.S_ISVTX
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky_parent:
+            raise ScriptLookupError(
+                "%s is writable by group or others (mode %04o), so anyone could swap a stage script that runs as "
+                "root; chmod go-w it" % (what, stat.S_IMODE(info.st_mode)))
+        parent = os.path.dirname(path)
+        if parent == path:
+            return real
+        path = parent
 
-    Raises ScriptLookupError when there is more than one candidate, or when the one found is not
-    a regular executable file inside the hooks dir, not owned by an allowed user, or writable by
-    group or others: such a file could have been planted, and it would run as root.
+
+def open_stage_script(hooks_dir: str, stage: str, allowed_owners: Sequence[int]) -> Optional[Tuple[str, int]]:
+    """The stage's script in ``hooks_dir`` as (its path, a file descriptor open on it), or None when the stage has
+    none. The script is vetted through that descriptor, so the file vetted is the one a runner executes from it
+    (never a file swapped in under its name since).
+
+    Raises ScriptLookupError when the hooks dir or a directory above it could be changed by someone else, when
+    there is more than one candidate, or when the one found is not a regular executable file inside the hooks dir,
+    not owned by an allowed user, or writable by group or others: such a file could have been planted, and it would
+    run as root.
     """
     validate_stage(stage)
+    real_dir = vet_hooks_dir(hooks_dir, allowed_owners)
+    if real_dir is None:
+        return None
     found = [os.path.join(hooks_dir, stage + suffix) for suffix in SCRIPT_SUFFIXES
              if os.path.lexists(os.path.join(hooks_dir, stage + suffix))]
     if not found:
@@ -266,16 +300,27 @@ def find_stage_script(hooks_dir: str, stage: str, allowed_owners: Sequence[int])
             "one script per stage: %s has %d scripts for %s: %s"
             % (hooks_dir, len(found), stage, ", ".join(os.path.basename(path) for path in found)))
     path = found[0]
-    real_dir = os.path.realpath(hooks_dir)
     real_path = os.path.realpath(path)
     if os.path.dirname(real_path) != real_dir:
         raise ScriptLookupError(
             "%s is a link to %s, outside the hooks dir %s; stage scripts must live in the hooks dir"
             % (path, real_path, real_dir))
     try:
-        info = os.stat(real_path)
+        examined = os.lstat(real_path)
+        if not stat.S_ISREG(examined.st_mode):  # never opened: a FIFO would block, a device could act
+            raise ScriptLookupError("%s is not a regular file (%s)" % (path, _file_kind(examined.st_mode)))
+        fd = os.open(real_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ScriptLookupError("%s cannot be examined: %s" % (path, exc.strerror))
+    try:
+        _vet_script(path, os.fstat(fd), allowed_owners)
+    except ScriptLookupError:
+        os.close(fd)
+        raise
+    return path, fd
+
+
+def _vet_script(path: str, info: os.stat_result, allowed_owners: Sequence[int]) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise ScriptLookupError("%s is not a regular file (%s)" % (path, _file_kind(info.st_mode)))
     if not info.st_mode & stat.S_IXUSR:
@@ -288,7 +333,15 @@ def find_stage_script(hooks_dir: str, stage: str, allowed_owners: Sequence[int])
         raise ScriptLookupError(
             "%s is owned by uid %d; a stage script must be owned by root or the connecting user (uid %s)"
             % (path, info.st_uid, ", ".join(str(uid) for uid in sorted(set(allowed_owners)))))
-    return path
+
+
+def find_stage_script(hooks_dir: str, stage: str, allowed_owners: Sequence[int]) -> Optional[str]:
+    """The path of the stage's script, vetted as open_stage_script does; None when the stage has none."""
+    opened = open_stage_script(hooks_dir, stage, allowed_owners)
+    if opened is None:
+        return None
+    os.close(opened[1])
+    return opened[0]
 
 
 def _file_kind(mode: int) -> str:
@@ -480,9 +533,12 @@ def mask_secrets(text: str, secrets: Sequence[str]) -> str:
 
 
 def stage_environment(base: Mapping[str, str], stage: str, run_id: str, host: str, cluster: str,
-                      payload: str, job_id: str, secret_env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+                      payload: str, job_id: str, secret_env: Optional[Mapping[str, str]] = None,
+                      script: str = "") -> Dict[str, str]:
+    """The script's environment. RM_SCRIPT is its path: it runs from the file the stage vetted (/proc/self/fd/N),
+    so $0 of a script with an interpreter line is that descriptor's path, not its own."""
     env = dict(base)
     env.update(secret_env or {})
     env.update({"RM_STAGE": stage, "RM_RUN_ID": run_id, "RM_HOST": host, "RM_CLUSTER": cluster,
-                "RM_PAYLOAD": payload, "RM_JOB_ID": job_id})
+                "RM_PAYLOAD": payload, "RM_JOB_ID": job_id, "RM_SCRIPT": script})
     return env

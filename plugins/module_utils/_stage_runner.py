@@ -151,7 +151,8 @@ def await_pending_reboot(pending: Callable[[], Optional[str]], deadline: float) 
 
 def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[str, str], cwd: str,
             pending: Callable[[], Optional[str]] = pending_reboot,
-            attached: Optional[ConnectionCheck] = None, secrets: Sequence[str] = ()) -> Optional[StageResult]:
+            attached: Optional[ConnectionCheck] = None, secrets: Sequence[str] = (),
+            script_fd: Optional[int] = None) -> Optional[StageResult]:
     """Run the job's script to its end, enforce its timeout, write and return its result.
 
     A SIGTERM to this process stops the script like a timeout does. If cancel() recorded a request
@@ -182,8 +183,11 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         os.chmod(stdout_path, 0o600)
         os.chmod(stderr_path, 0o600)
         if not CancelRequest.requested:
+            # Executed from the descriptor the script was vetted through: a file swapped in since never runs.
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd,
-                                    close_fds=True, start_new_session=True)
+                                    close_fds=True, start_new_session=True,
+                                    executable=None if script_fd is None else "/proc/self/fd/%d" % script_fd,
+                                    pass_fds=() if script_fd is None else (script_fd,))
         try:
             CancelRequest.armed = True
             if CancelRequest.requested:

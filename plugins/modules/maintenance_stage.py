@@ -250,7 +250,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     ScriptLookupError,
     checked_secret_env,
     mask_secrets,
-    find_stage_script,
+    open_stage_script,
     split_payload,
     stage_environment,
     stage_succeeded,
@@ -306,11 +306,23 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
     params = module.params
     stage = params["stage"]
     argv_tail = split_payload(params["payload"])
-    script = find_stage_script(params["hooks_dir"], stage, allowed_script_owners())
-    if script is None:
+    opened = open_stage_script(params["hooks_dir"], stage, allowed_script_owners())
+    if opened is None:
         return {"status": STATUS_SKIPPED, "script": None, "argv": [], "rc": None, "signal": None,
                 "stdout_tail": "", "stderr_tail": "", "changed": False,
                 "msg": "no %s script in %s: stage skipped" % (stage, params["hooks_dir"])}
+    script, script_fd = opened
+    try:
+        return run_script(module, job_id, script, script_fd, argv_tail)
+    finally:
+        os.close(script_fd)  # the runner has its own copy
+
+
+def run_script(module: AnsibleModule, job_id: str, script: str, script_fd: int,
+               argv_tail: List[str]) -> Dict[str, Any]:
+    """Run the vetted script open on ``script_fd`` as the stage's job (or follow the job already run for it)."""
+    params = module.params
+    stage = params["stage"]
     argv = [script] + argv_tail
     if module.check_mode:
         return {"status": STATUS_WOULD_RUN, "script": script, "argv": argv, "rc": None, "signal": None,
@@ -342,14 +354,16 @@ def start(module: AnsibleModule, job_id: str) -> Dict[str, Any]:
            "executor": params["executor"]}
     secret_env = checked_secret_env(params["secret_env"])
     env = stage_environment(os.environ, stage, params["run_id"], params["host_name"] or "",
-                            params["cluster"], params["payload"], job_id, secret_env)
+                            params["cluster"], params["payload"], job_id, secret_env, script)
     secrets = list(secret_env.values())
     cwd = os.path.dirname(script)
     if params["executor"] == "agent":
         store.write_job(job_id, as_run_by_this_process(job))
-        execute(store, job, argv, env, cwd, attached=lock_kept_while(connection_watch(), params), secrets=secrets)
+        execute(store, job, argv, env, cwd, attached=lock_kept_while(connection_watch(), params), secrets=secrets,
+                script_fd=script_fd)
     else:
-        start_detached(store, job, lambda: execute(store, job, argv, env, cwd, secrets=secrets))
+        start_detached(store, job, lambda: execute(store, job, argv, env, cwd, secrets=secrets, script_fd=script_fd),
+                       keep_fds=(script_fd,))
     status, fields = poll(store, job_id, params["_wait"])
     return dict(fields, status=status, argv=argv)
 

@@ -53,6 +53,7 @@ def test_a_live_run_whose_host_is_down_in_maintenance_is_not_taken_over_by_a_run
         lab.kvmlab("link", "hv2", "down")
         try:
             time.sleep(4)  # every lock older than the other run's own threshold (1 s + 2 s)
+            (scenario.dir / "taker").mkdir()
             taker = Run(lab, scenario.dir / "taker")
             refused = taker.play_from_controller("awx-pod-2", "-e", "rm_clusters=c1", *TAKER_TIMING)
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Set, Tuple, Union
@@ -281,6 +282,18 @@ def _two_scripts(hooks: Path, stage: str, _outside: Path) -> str:
     return "one script per stage: %s has 2 scripts for %s: %s, %s.py" % (HOOKS, stage, stage, stage)
 
 
+def _hooks_dir_world_writable(hooks: Path, _stage: str, _outside: Path) -> str:
+    hooks.chmod(0o777)
+    return ("the hooks dir %s is writable by group or others (mode 0777), so anyone could swap a stage script that "
+            "runs as root; chmod go-w it" % HOOKS)
+
+
+def _hooks_dir_foreign_owner(hooks: Path, _stage: str, _outside: Path) -> str:
+    os.chown(hooks, 65534, 65534)
+    return ("the hooks dir %s is owned by uid 65534: the hooks dir and every directory above it must be owned by "
+            "root or the connecting user (uid 0)" % HOOKS)
+
+
 # Each unfit script replaces the logging hook of one stage; the others stay, so a stage that ran would log.
 UNFIT_SCRIPTS = {
     "symlink-outside-hooks-dir": ("PreFlight", _symlink_out),
@@ -289,6 +302,8 @@ UNFIT_SCRIPTS = {
     "fifo-named-Maintenance": ("Maintenance", _fifo),
     "not-executable": ("PreMaintenance", _not_executable),
     "two-scripts-one-stage": ("Maintenance", _two_scripts),
+    "hooks-dir-0777": ("Maintenance", _hooks_dir_world_writable),
+    "hooks-dir-owned-by-nobody": ("Maintenance", _hooks_dir_foreign_owner),
 }
 
 
@@ -302,8 +317,19 @@ def _unfit_hooks(scenario: Run, case: str, host: str) -> str:
     return make_unfit(hooks, stage, scenario.dir / "outside.sh")
 
 
+@pytest.fixture
+def hv1_hooks_dir_kept(lab: Lab) -> Iterator[None]:
+    """hv1's hooks dir as it was (owner and mode), after a test that made it unfit."""
+    hooks = lab.hooks_dir("hv1")
+    info = hooks.stat()
+    yield
+    os.chown(hooks, info.st_uid, info.st_gid)
+    hooks.chmod(stat.S_IMODE(info.st_mode))
+
+
 @pytest.mark.parametrize("case", list(UNFIT_SCRIPTS))
-def test_an_unfit_stage_script_refuses_the_run_before_anything_runs(scenario: Run, case: str) -> None:
+def test_an_unfit_stage_script_refuses_the_run_before_anything_runs(scenario: Run, case: str,
+                                                                   hv1_hooks_dir_kept: None) -> None:
     expected = _unfit_hooks(scenario, case, "hv1")
     before = scenario.lab.running_guests()
     report = scenario.play("-e", "rm_hosts=hv1")

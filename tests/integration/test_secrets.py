@@ -52,7 +52,7 @@ def test_a_secret_in_rm_secret_env_reaches_every_stage_and_is_written_nowhere(sc
     # runner wrote has the tails masked.
     state = lab.state_dir("hv1")
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    results = [path for path in (state / "jobs").glob("*/result.json") if path.parent.name.startswith(report["run_id"])]
+    results = [path for path in (state / "jobs").glob("%s.*-stage.*/result.json" % report["run_id"])]
     assert len(results) == 4, results
     for path in results:
         text = path.read_text()

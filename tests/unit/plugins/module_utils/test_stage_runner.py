@@ -16,7 +16,7 @@ import pytest
 
 from ansible_collections.kvmops.rolling.plugins.module_utils import _jobs as jobs
 from ansible_collections.kvmops.rolling.plugins.module_utils import _stage_runner as runner
-from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import open_stage_script, write_atomic
 
 
 @pytest.fixture
@@ -87,6 +87,30 @@ def test_execute_exit_paths(tmp_path: Path, store: jobs.JobStore, boot_id: Path,
     result = runner.execute(store, job, [str(script)], dict(os.environ), str(tmp_path))
     assert (result.status, result.rc, result.signal) == (status, rc, sig)
     assert store.read_result(job["job_id"]) == result.as_dict()
+
+
+def test_the_detached_runner_runs_the_file_the_script_was_vetted_through_whatever_is_swapped_in_after(
+        tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    script = hooks / "Maintenance"
+    script.write_text('#!/bin/sh\necho "vetted, I am $RM_SCRIPT"\n')
+    script.chmod(0o755)
+    opened = open_stage_script(str(hooks), "Maintenance", [os.getuid()])
+    assert opened is not None
+    path, fd = opened
+    swapped = hooks / "swapped"
+    swapped.write_text("#!/bin/sh\necho swapped\n")
+    swapped.chmod(0o755)
+    os.rename(swapped, script)  # between the check and the run, by whoever could write the hooks dir
+    job = new_job(store, script)
+    try:
+        jobs.start_detached(store, job, lambda: runner.execute(store, job, [path], dict(os.environ, RM_SCRIPT=path),
+                                                              str(hooks), script_fd=fd), keep_fds=(fd,))
+    finally:
+        os.close(fd)
+    status, result = jobs.poll(store, job["job_id"], 20)
+    assert status == "ok" and result["stdout_tail"] == "vetted, I am %s\n" % path, result
 
 
 def test_timeout_kills_the_whole_tree_even_what_ignores_sigterm_or_left_the_group(
