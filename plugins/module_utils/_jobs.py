@@ -33,7 +33,9 @@ BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 TAIL_BYTES = 8192
 # How often a waiting poll looks for the result: "at once" to a human, cheap for the host.
 RESULT_CHECK_SECONDS = 0.05
-# Finished jobs kept on the host (their full logs included); older ones are pruned.
+# Finished jobs kept on the host (with their capped logs); older ones are pruned.
+# Bytes the finished jobs kept on a host may take together (each stream of a job is capped at a few MiB).
+KEPT_JOBS_BYTES = 64 * 1024 * 1024
 KEPT_JOBS = 200
 # Seconds a cancel request waits for the runner to settle the job.
 CANCEL_WAIT_SECONDS = 10.0
@@ -250,18 +252,26 @@ class JobStore:
                 newest = job
         return newest
 
-    def prune(self, keep: int = KEPT_JOBS) -> None:
-        """Remove the oldest finished jobs beyond ``keep``."""
+    def prune(self, keep: int = KEPT_JOBS, keep_bytes: int = KEPT_JOBS_BYTES) -> None:
+        """Remove the oldest finished jobs beyond ``keep`` of them, and beyond ``keep_bytes`` on disk together."""
         finished = []
         for job_id in os.listdir(self.jobs_dir):
             result_path = self.path(job_id, "result.json")
             if os.path.exists(result_path):
-                finished.append((os.path.getmtime(result_path), job_id))
-        for _mtime, job_id in sorted(finished)[:-keep] if len(finished) > keep else []:
-            directory = self.job_dir(job_id)
-            for name in os.listdir(directory):
-                os.unlink(os.path.join(directory, name))
-            os.rmdir(directory)
+                finished.append((os.path.getmtime(result_path), job_id, self._size(job_id)))
+        finished.sort(reverse=True)  # newest first
+        total = 0
+        for index, (_mtime, job_id, size) in enumerate(finished):
+            total += size
+            if index >= keep or total > keep_bytes:
+                directory = self.job_dir(job_id)
+                for name in os.listdir(directory):
+                    os.unlink(os.path.join(directory, name))
+                os.rmdir(directory)
+
+    def _size(self, job_id: str) -> int:
+        directory = self.job_dir(job_id)
+        return sum(os.lstat(os.path.join(directory, name)).st_size for name in os.listdir(directory))
 
 
 def as_run_by_this_process(job: Mapping[str, Any]) -> Dict[str, Any]:

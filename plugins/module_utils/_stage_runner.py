@@ -27,6 +27,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     reap_children,
     signal_all,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._output_cap import OutputCap
 from ansible_collections.kvmops.rolling.plugins.module_utils._reboot import pending_reboot
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_FAILED,
@@ -49,6 +50,8 @@ SHUTDOWN_SIGNAL_GRACE_SECONDS = 3.0
 REBOOT_CHECK_SECONDS = 0.5
 # How often an attached runner (agent executor) checks that its connection is still there.
 CONNECTION_CHECK_SECONDS = 0.2
+# How often the runner trims the output files of a script that prints without end.
+OUTPUT_CHECK_SECONDS = 0.5
 _PR_SET_CHILD_SUBREAPER = 36
 
 ConnectionCheck = Callable[[], Optional[str]]
@@ -81,17 +84,21 @@ def connection_watch(output_fd: int = 1) -> ConnectionCheck:
     return lost
 
 
-def wait_attached(proc: "subprocess.Popen[bytes]", timeout: float, lost: ConnectionCheck) -> None:
-    """proc.wait(timeout), raising ConnectionLost as soon as the connection is gone."""
+def wait_script(proc: "subprocess.Popen[bytes]", timeout: float, cap: OutputCap,
+                lost: Optional[ConnectionCheck] = None) -> None:
+    """proc.wait(timeout), trimming the script's output files meanwhile, and raising ConnectionLost as soon as the
+    connection of an attached runner is gone."""
     deadline = time.monotonic() + timeout
+    interval = CONNECTION_CHECK_SECONDS if lost is not None else OUTPUT_CHECK_SECONDS
     while True:
         try:
-            proc.wait(timeout=max(0.0, min(CONNECTION_CHECK_SECONDS, deadline - time.monotonic())))
+            proc.wait(timeout=max(0.0, min(interval, deadline - time.monotonic())))
             return
         except subprocess.TimeoutExpired:
             if time.monotonic() >= deadline:
                 raise
-        why = lost()
+        cap.check()
+        why = lost() if lost is not None else None
         if why:
             raise ConnectionLost(why)
 
@@ -179,6 +186,7 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
     disconnected = ""  # why the connection of an attached runner is gone
     killed_by: Optional[int] = None
     proc: Optional["subprocess.Popen[bytes]"] = None
+    cap = OutputCap({"stdout": stdout_path, "stderr": stderr_path})
     with open(stdout_path, "ab", 0) as out, open(stderr_path, "ab", 0) as err:
         os.chmod(stdout_path, 0o600)
         os.chmod(stderr_path, 0o600)
@@ -192,10 +200,8 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
             CancelRequest.armed = True
             if CancelRequest.requested:
                 raise Cancelled()
-            if proc is not None and attached is not None:
-                wait_attached(proc, timeout, attached)
-            elif proc is not None:
-                proc.wait(timeout=timeout)
+            if proc is not None:
+                wait_script(proc, timeout, cap, attached)
         except subprocess.TimeoutExpired:
             timed_out = True
         except Cancelled:
@@ -249,6 +255,7 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         msg = describe_outcome(status, rc, signal_number)
         if awaited == "withdrawn":
             msg += "; the reboot it left pending (%s) was called off before it came" % evidence
+    cap.check(final=True)
     result = StageResult(
         job_id=job_id, run_id=job["run_id"], stage=job["stage"], status=status, script=job["script"], rc=rc,
         signal=signal_name(signal_number) if signal_number else None, started_at=started, ended_at=ended,
@@ -256,7 +263,7 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         stdout_tail=mask_secrets(read_tail(stdout_path, TAIL_BYTES), secrets),
         stderr_tail=mask_secrets(read_tail(stderr_path, TAIL_BYTES), secrets), msg=msg,
         extra={"stdout_log": stdout_path, "stderr_log": stderr_path, "cancelled": cancelled,
-               "connection_lost": disconnected},
+               "connection_lost": disconnected, "output_dropped": dict(cap.dropped)},
     )
     store.write_result(result.as_dict())
     return result

@@ -16,11 +16,18 @@ description:
   - The script is looked up in O(hooks_dir) as C(Stage), C(Stage.sh) or C(Stage.py). No script means the
     stage is skipped as a success; more than one is an error ("one script per stage").
   - A script must be a regular executable file inside O(hooks_dir) (a link may only point inside it), not
-    writable by group or others, and owned by root or by the connecting user.
+    writable by group or others, and owned by root or by the connecting user. The hooks dir (its links resolved)
+    and every directory above it must be owned by root or the connecting user and not writable by group or
+    others (a root-owned parent with the sticky bit, such as C(/tmp), excepted).
+  - The script is opened once, vetted through that open file and executed from it (C(/proc/self/fd/N)), so a file
+    swapped in under its name after the check never runs; C($0) of a script with an interpreter line is that
+    path, and C(RM_SCRIPT) holds the script's own.
   - The script's arguments are the words of O(payload), split the way a POSIX shell splits words; no shell
     ever interprets the payload. Its environment carries C(RM_STAGE), C(RM_RUN_ID), C(RM_HOST), C(RM_CLUSTER),
-    C(RM_PAYLOAD) and C(RM_JOB_ID); its stdin is C(/dev/null); its output, of any size, is kept in full in
-    the job's directory under O(state_dir) and the result holds its tail.
+    C(RM_PAYLOAD), C(RM_JOB_ID) and C(RM_SCRIPT); its stdin is C(/dev/null); its output is kept in the job's
+    directory under O(state_dir), each stream capped at its first and last 2 MiB with a line saying how much was
+    dropped between (RV(output_dropped)), and the result holds its tail. Old jobs are pruned by count (200) and
+    by size (64 MiB together).
   - Exit 0 is success. Exit 70 in C(PreFlight) or C(PreMaintenance) means the host needs no maintenance;
     in a later stage it is a success. Any other exit, or death by a signal, is a failure.
   - The action plugin of the same name drives the run. With the C(service) executor the script runs
@@ -62,7 +69,7 @@ options:
     type: path
     default: /etc/kvm-rolling-maintenance/hooks
   state_dir:
-    description: Root-only directory where jobs, their full output and their results are kept.
+    description: Root-only directory where jobs, their output and their results are kept.
     type: path
     default: /var/lib/kvm-rolling-maintenance
   executor:
@@ -130,6 +137,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+output_dropped:
+  description: Bytes of each stream (C(stdout), C(stderr)) dropped from the middle of its log on the host to keep it
+    within its cap.
+  returned: when the script ran
+  type: dict
+  sample: {"stdout": 734003200, "stderr": 0}
 lock_lost:
   description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the step was refused.
   returned: when the run lost its lock

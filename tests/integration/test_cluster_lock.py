@@ -52,7 +52,7 @@ def test_a_live_run_whose_host_is_down_in_maintenance_is_not_taken_over_by_a_run
         assert (lab.state_dir("hv3") / "lock.json").stat().st_mtime > hv3_lock["taken_at"] + 1, hv3_lock
         lab.kvmlab("link", "hv2", "down")
         try:
-            time.sleep(4)  # every lock older than the other run's own threshold (1 s + 2 s)
+            time.sleep(4)  # every lock older than 3 polls of the other run, when it took a lock for stale before
             (scenario.dir / "taker").mkdir()
             taker = Run(lab, scenario.dir / "taker")
             refused = taker.play_from_controller("awx-pod-2", "-e", "rm_clusters=c1", *TAKER_TIMING)

@@ -328,8 +328,8 @@ def hv1_hooks_dir_kept(lab: Lab) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("case", list(UNFIT_SCRIPTS))
-def test_an_unfit_stage_script_refuses_the_run_before_anything_runs(scenario: Run, case: str,
-                                                                   hv1_hooks_dir_kept: None) -> None:
+def test_an_unfit_stage_script_refuses_the_run_before_anything_runs(
+        scenario: Run, case: str, hv1_hooks_dir_kept: None) -> None:
     expected = _unfit_hooks(scenario, case, "hv1")
     before = scenario.lab.running_guests()
     report = scenario.play("-e", "rm_hosts=hv1")

@@ -193,7 +193,7 @@ def test_a_second_run_refuses_while_the_first_holds_the_cluster(scenario: Run, l
 HOLDER_TIMING = ("-e", "rm_lock_timeout=3", "-e", "rm_stage_timeout=12", "-e", "rm_wait_maintenance_timeout=12")
 HOLDER_THRESHOLD = 15
 # The taker's: far below the holder's, which are the ones that count.
-TAKER_TIMING = ("-e", "rm_lock_timeout=1", "-e", "rm_stage_timeout=2", "-e", "rm_wait_maintenance_timeout=2")
+TAKER_TIMING = ("-e", "rm_lock_timeout=1")
 
 
 @pytest.mark.parametrize("how", ["stopped", "killed"])

@@ -26,8 +26,8 @@ def test_a_secret_in_rm_secret_env_reaches_every_stage_and_is_written_nowhere(sc
     # Every stage checks it has the token (by its hash: the hook itself must not hold it) and prints it.
     body = ('printf %%s "$MIRROR_TOKEN" | sha256sum | cut -d" " -f1 >> %s\n'
             'echo "token=$MIRROR_TOKEN"\necho "stderr has $MIRROR_TOKEN too" >&2' % seen)
-    scenario.hooks(["hv1"], {("hv1", stage): body for stage in ("PreFlight", "PreMaintenance", "Maintenance",
-                                                                 "PostMaintenance")})
+    stages = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
+    scenario.hooks(["hv1"], {("hv1", stage): body for stage in stages})
     # As AWX gives a credential: a vars file.
     secrets_file = tmp_path / "credential.json"
     secrets_file.write_text(json.dumps({"rm_secret_env": {"MIRROR_TOKEN": secret}}))
@@ -52,7 +52,7 @@ def test_a_secret_in_rm_secret_env_reaches_every_stage_and_is_written_nowhere(sc
     # runner wrote has the tails masked.
     state = lab.state_dir("hv1")
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    results = [path for path in (state / "jobs").glob("%s.*-stage.*/result.json" % report["run_id"])]
+    results = list((state / "jobs").glob("%s.*-stage.*/result.json" % report["run_id"]))
     assert len(results) == 4, results
     for path in results:
         text = path.read_text()

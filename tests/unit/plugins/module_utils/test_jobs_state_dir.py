@@ -71,3 +71,21 @@ def test_the_runs_with_jobs_on_record_are_read_from_the_job_ids(tmp_path: Path) 
     for job_id in ("r2.Maintenance-stage.0a1b", "r1.PreFlight-stage.9f8e", "r2.evacuation.77aa", ".tmp-x"):
         (tmp_path / "state" / "jobs" / job_id).mkdir()
     assert store.run_ids() == ["r1", "r2"]
+
+
+def test_old_jobs_are_pruned_by_size_as_well_as_by_count(tmp_path: Path) -> None:
+    store = JobStore(str(tmp_path / "state"))
+    store.prepare()
+    for number in range(6):
+        job_id = "run.Maintenance-stage.%d" % number
+        os.mkdir(store.job_dir(job_id), 0o700)
+        (Path(store.job_dir(job_id)) / "stdout.log").write_bytes(b"x" * 1000)
+        (Path(store.job_dir(job_id)) / "result.json").write_text("{}")
+        os.utime(store.path(job_id, "result.json"), (1000 + number, 1000 + number))
+    os.mkdir(store.job_dir("run.Maintenance-stage.running"), 0o700)  # no result: still running, never pruned
+    store.prune(keep=5, keep_bytes=3100)  # room for the 3 newest
+    assert sorted(os.listdir(store.jobs_dir)) == ["run.Maintenance-stage.3", "run.Maintenance-stage.4",
+                                                  "run.Maintenance-stage.5", "run.Maintenance-stage.running"]
+    store.prune(keep=2)
+    assert sorted(os.listdir(store.jobs_dir)) == ["run.Maintenance-stage.4", "run.Maintenance-stage.5",
+                                                  "run.Maintenance-stage.running"]

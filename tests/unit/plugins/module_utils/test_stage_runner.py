@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.kvmops.rolling.plugins.module_utils import _jobs as jobs
 from ansible_collections.kvmops.rolling.plugins.module_utils import _stage_runner as runner
+from ansible_collections.kvmops.rolling.plugins.module_utils._output_cap import HEAD_BYTES, TAIL_BYTES
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import open_stage_script, write_atomic
 
 
@@ -105,8 +106,9 @@ def test_the_detached_runner_runs_the_file_the_script_was_vetted_through_whateve
     os.rename(swapped, script)  # between the check and the run, by whoever could write the hooks dir
     job = new_job(store, script)
     try:
-        jobs.start_detached(store, job, lambda: runner.execute(store, job, [path], dict(os.environ, RM_SCRIPT=path),
-                                                              str(hooks), script_fd=fd), keep_fds=(fd,))
+        env = dict(os.environ, RM_SCRIPT=path)
+        jobs.start_detached(store, job, lambda: runner.execute(store, job, [path], env, str(hooks), script_fd=fd),
+                            keep_fds=(fd,))
     finally:
         os.close(fd)
     status, result = jobs.poll(store, job["job_id"], 20)
@@ -125,14 +127,23 @@ def test_timeout_kills_the_whole_tree_even_what_ignores_sigterm_or_left_the_grou
     assert processes_with(marker) == []
 
 
-def test_large_output_does_not_block_and_keeps_its_tail(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
-    script = shell_script(tmp_path, "head -c 10485760 /dev/zero | tr '\\0' x; echo; echo THE-END; echo err-end >&2")
+def test_large_output_does_not_block_and_is_capped_keeping_its_start_and_end(
+        tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
+    script = shell_script(tmp_path, "echo THE-START; head -c 10485760 /dev/zero | tr '\\0' x; echo; echo THE-END; "
+                                    "echo err-end >&2")
     job = new_job(store, script)
     result = runner.execute(store, job, [str(script)], dict(os.environ), str(tmp_path))
     assert result.status == "ok"
     assert result.stdout_tail.endswith("THE-END\n") and len(result.stdout_tail) <= jobs.TAIL_BYTES
     assert result.stderr_tail == "err-end\n"
-    assert os.path.getsize(store.path(job["job_id"], "stdout.log")) == 10485760 + len("\nTHE-END\n")
+    kept = Path(store.path(job["job_id"], "stdout.log")).read_bytes()
+    dropped = len("THE-START\n") + 10485760 + len("\nTHE-END\n") - HEAD_BYTES - TAIL_BYTES
+    assert kept.startswith(b"THE-START\nxxx") and kept.endswith(b"x\nTHE-END\n")
+    # Exact unless a trim while the script wrote lost what it wrote in between (then fewer are counted).
+    counted = result.extra["output_dropped"]
+    assert 0 < counted["stdout"] <= dropped and counted["stderr"] == 0, counted
+    assert b"[kvmops.rolling: %d bytes of output dropped here" % counted["stdout"] in kept
+    assert len(kept) < HEAD_BYTES + TAIL_BYTES + 200
 
 
 def test_detached_job_runs_on_and_is_polled_to_its_end(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
