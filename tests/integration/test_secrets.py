@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import stat
+import threading
 import uuid
+import warnings
 from pathlib import Path
+from typing import Iterator, List, Optional
 
 import pytest
 
@@ -17,10 +22,43 @@ pytestmark = pytest.mark.lab
 
 STATE_DIR = "/var/lib/kvm-rolling-maintenance"
 NOBODY = "65534"
+LAB_DEV_LOG = "/run/kvmlab/dev-log"  # where /dev/log leads on a lab host (tests/lab/README.md)
 
 
-def test_a_secret_in_rm_secret_env_reaches_every_stage_and_is_written_nowhere(scenario: Run, lab: Lab,
-                                                                              tmp_path: Path) -> None:
+@pytest.fixture
+def hv1_syslog(lab: Lab) -> Iterator[Optional[List[bytes]]]:
+    """Every message hv1's processes send to syslog during the test, through the lab's /dev/log; None on a machine
+    with a syslog of its own (the lab hosts log there, where the test cannot listen)."""
+    if not (os.path.islink("/dev/log") and os.readlink("/dev/log") == LAB_DEV_LOG):
+        warnings.warn("this machine has a syslog of its own at /dev/log: the host's syslog is not checked")
+        yield None
+        return
+    path = lab.host_dir("hv1") / "run-kvmlab" / "dev-log"
+    if path.exists():
+        path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    listener.settimeout(0.2)
+    messages: List[bytes] = []
+    stop = threading.Event()
+
+    def receive() -> None:
+        while not stop.is_set():
+            try:
+                messages.append(listener.recv(65536))
+            except socket.timeout:
+                continue
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    yield messages
+    stop.set()
+    thread.join()
+    listener.close()
+    path.unlink()
+
+
+def test_a_secret_in_rm_secret_env_reaches_every_stage_and_is_written_nowhere(
+        scenario: Run, lab: Lab, tmp_path: Path, hv1_syslog: Optional[List[bytes]]) -> None:
     secret = "s3cr3t-%s" % uuid.uuid4().hex
     seen = tmp_path / "seen"
     # Every stage checks it has the token (by its hash: the hook itself must not hold it) and prints it.
@@ -37,6 +75,11 @@ def test_a_secret_in_rm_secret_env_reaches_every_stage_and_is_written_nowhere(sc
     assert scenario.completed.returncode == 0, scenario.output[-5000:]
     assert seen.read_text().split() == [hashlib.sha256(secret.encode()).hexdigest()] * 4
     assert secret not in scenario.completed.stdout + scenario.completed.stderr  # -vvv included
+    if hv1_syslog is not None:
+        # The host's syslog heard every module the run ran there (the stage's too), and never the secret.
+        logged = b"\n".join(hv1_syslog)
+        assert b"Invoked with" in logged and b"secret_env" in logged, logged[-2000:]
+        assert secret.encode() not in logged
     report_text = scenario.report_path.read_text()
     assert secret not in report_text
     assert stat.S_IMODE(scenario.report_path.stat().st_mode) == 0o600

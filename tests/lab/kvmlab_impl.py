@@ -81,6 +81,9 @@ ROOT_MOUNTPOINT_DIRS = ("/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/va
                         "/var/lib/kvm-rolling-maintenance", "/run/kvmlab",
                         "/run/systemd/shutdown")
 ROOT_MOUNTPOINT_FILES = ("/etc/hosts", "/etc/hostname")
+# A host's syslog socket, as its processes see it (run-kvmlab/dev-log in its directory), when the machine has none.
+DEV_LOG = "/dev/log"
+HOST_DEV_LOG = "/run/kvmlab/dev-log"
 
 T = TypeVar("T")
 
@@ -638,6 +641,10 @@ def ensure_prerequisites() -> None:
     for path in ROOT_MOUNTPOINT_FILES:
         if not os.path.exists(path):
             Path(path).touch(mode=0o644)
+    if not os.path.lexists(DEV_LOG):
+        # Where syslog(3) sends: into each host's own /run/kvmlab, so a test can listen to what one host logs.
+        # A machine with a syslog of its own keeps it.
+        os.symlink(HOST_DEV_LOG, DEV_LOG)
     for tool in ("ip", "nsenter", "unshare", "libvirtd", "virsh", "ssh", "ssh-keygen",
                  "qemu-system-x86_64", "sleep"):
         if shutil.which(tool, path=HOST_PATH) is None:
