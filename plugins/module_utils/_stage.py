@@ -335,6 +335,31 @@ def _vet_script(path: str, info: os.stat_result, allowed_owners: Sequence[int]) 
             % (path, info.st_uid, ", ".join(str(uid) for uid in sorted(set(allowed_owners)))))
 
 
+def allowed_script_owners() -> List[int]:
+    """Who may own a stage script and the dirs above it: root, the connecting user (the sudo caller too)."""
+    owners = [0, os.getuid(), os.geteuid()]
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    if sudo_uid.isdigit():
+        owners.append(int(sudo_uid))
+    return sorted(set(owners))
+
+
+def stage_scripts(hooks_dir: str) -> Tuple[Dict[str, str], List[str]]:
+    """What the gather learns of a host's stage scripts, nothing run: each stage's status (``would_run``,
+    ``skipped`` when it has none, ``failed`` when its script must not run) and why each refused one must not."""
+    statuses: Dict[str, str] = {}
+    problems: List[str] = []
+    for stage in STAGES:
+        try:
+            statuses[stage] = STATUS_SKIPPED if find_stage_script(hooks_dir, stage, allowed_script_owners()) \
+                is None else STATUS_WOULD_RUN
+        except ScriptLookupError as exc:
+            statuses[stage] = STATUS_FAILED
+            if str(exc) not in problems:  # an unfit hooks dir refuses every stage for one reason
+                problems.append(str(exc))
+    return statuses, problems
+
+
 def find_stage_script(hooks_dir: str, stage: str, allowed_owners: Sequence[int]) -> Optional[str]:
     """The path of the stage's script, vetted as open_stage_script does; None when the stage has none."""
     opened = open_stage_script(hooks_dir, stage, allowed_owners)

@@ -54,6 +54,12 @@ options:
     description: The collection's root-only state directory on the host, where C(maintenance.json) is read from.
     type: path
     default: /var/lib/kvm-rolling-maintenance
+  hooks_dir:
+    description:
+      - Where the host's stage scripts are. When set, RV(hypervisor.stage_scripts) says which stages have a script
+        that would run, vetted as M(kvmops.rolling.maintenance_stage) vets it (nothing runs), and
+        RV(hypervisor.stage_script_problems) why a script, or the hooks dir, must not run.
+    type: path
 notes:
   - Run it as root (C(become=true)) or as a user allowed to use the libvirt socket and to read O(state_dir).
   - A domain with malformed placement metadata (an unknown element in the namespace, an empty tag) is reported
@@ -271,6 +277,20 @@ hypervisor:
       type: list
       elements: str
       sample: ["20261124T221000Z-4711"]
+    stage_scripts:
+      description:
+        - With O(hooks_dir), each stage's script as the gather finds it, nothing run; C(would_run), C(skipped)
+          (none), or C(failed) (it must not run, RV(hypervisor.stage_script_problems) says why).
+      returned: when O(hooks_dir) is set
+      type: dict
+      sample: {"PreFlight": "skipped", "PreMaintenance": "would_run", "Maintenance": "would_run",
+               "PostMaintenance": "skipped"}
+    stage_script_problems:
+      description: With O(hooks_dir), why each script that must not run must not (once per reason).
+      returned: when O(hooks_dir) is set
+      type: list
+      elements: str
+      sample: ["/etc/kvm-rolling-maintenance/hooks/Maintenance is not executable (mode 0644); chmod 0755 it"]
 """
 
 import time
@@ -296,12 +316,13 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     lock_renewed_at,
     read_mark,
 )
-from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR, stage_scripts
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "uri": {"type": "str", "default": "qemu:///system"},
     "shared_storage_paths": {"type": "list", "elements": "path", "default": []},
     "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
+    "hooks_dir": {"type": "path"},
 }
 
 
@@ -343,6 +364,8 @@ def main() -> None:
     try:
         hypervisor = inventory(module.params["uri"], module.params["shared_storage_paths"] or [])
         hypervisor.update(run_state(module.params["state_dir"]))
+        if module.params["hooks_dir"]:
+            hypervisor["stage_scripts"], hypervisor["stage_script_problems"] = stage_scripts(module.params["hooks_dir"])
     except (RuntimeError, MarkError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, hypervisor=hypervisor)

@@ -261,6 +261,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_WOULD_RUN,
     PayloadError,
     ScriptLookupError,
+    allowed_script_owners,
     checked_secret_env,
     mask_secrets,
     open_stage_script,
@@ -290,14 +291,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner impor
 
 # How often a stage run attached to its connection (agent executor) renews the run's lock.
 LOCK_RENEW_SECONDS = 1.0
-
-
-def allowed_script_owners() -> List[int]:
-    owners = [0, os.getuid(), os.geteuid()]
-    sudo_uid = os.environ.get("SUDO_UID", "")
-    if sudo_uid.isdigit():
-        owners.append(int(sudo_uid))
-    return sorted(set(owners))
 
 
 def lock_kept_while(connection_gone: ConnectionCheck, params: Dict[str, Any]) -> ConnectionCheck:

@@ -246,3 +246,18 @@ def test_read_tail_keeps_the_end_on_a_line_boundary(tmp_path: Path) -> None:
     assert tail.startswith("line ")
     assert len(tail.encode()) <= 102
     assert read_tail(str(tmp_path / "missing"), 100) == ""
+
+
+def test_the_gather_learns_every_stage_script_at_once_each_problem_once(tmp_path: Path) -> None:
+    from ansible_collections.kvmops.rolling.plugins.module_utils._stage import stage_scripts
+    make_script(tmp_path, "Maintenance")
+    make_script(tmp_path, "PostMaintenance", 0o644)
+    assert stage_scripts(str(tmp_path)) == (
+        {"PreFlight": "skipped", "PreMaintenance": "skipped", "Maintenance": "would_run", "PostMaintenance": "failed"},
+        ["%s/PostMaintenance is not executable (mode 0644); chmod 0755 it" % tmp_path])
+    tmp_path.chmod(0o777)
+    try:
+        statuses, problems = stage_scripts(str(tmp_path))
+    finally:
+        tmp_path.chmod(0o700)
+    assert set(statuses.values()) == {"failed"} and len(problems) == 1 and "is writable by group or others" in problems[0]
