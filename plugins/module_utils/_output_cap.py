@@ -15,15 +15,15 @@ from typing import Dict
 
 # Bytes of each stream kept from its start and from its end: the start says what the script set out to do,
 # the end how it ended.
-HEAD_BYTES = 2 * 1024 * 1024
-TAIL_BYTES = 2 * 1024 * 1024
+KEPT_HEAD_BYTES = 2 * 1024 * 1024
+KEPT_TAIL_BYTES = 2 * 1024 * 1024
 MARKER = b"\n[kvmops.rolling: %d bytes of output dropped here: the first %d and the last %d bytes are kept]\n"
 
 
 class OutputCap:
     """Trims the files of a job's streams to HEAD + marker + TAIL whenever one is past twice that."""
 
-    def __init__(self, paths: Dict[str, str], head: int = HEAD_BYTES, tail: int = TAIL_BYTES) -> None:
+    def __init__(self, paths: Dict[str, str], head: int = KEPT_HEAD_BYTES, tail: int = KEPT_TAIL_BYTES) -> None:
         self.paths = dict(paths)
         self.head = head
         self.tail = tail

@@ -41,10 +41,15 @@ def scenario(lab: Lab, tmp_path: Path) -> Iterator[Run]:
     yield run
     run.end_background()
     after = lab.running_guests()
-    for name in before:
-        assert len(after.get(name, [])) == 1, "%s runs on %s after the run" % (name, after.get(name))
-    assert not lab.marks_left(ALL), "left behind: %s" % lab.marks_left(ALL)
+    not_once = {name: after.get(name, []) for name in before if len(after.get(name, [])) != 1}
+    left = lab.marks_left(ALL)
+    # Cleaned up before the checks fail, so that one broken test (a run killed at a timeout) does not fail every
+    # test after it on this lab with its locks and guests.
     for host in ALL:
         lab.clear_hooks(host)
+        for mark in left.get(host, []):
+            (lab.state_dir(host) / mark).unlink()
     for name in set(after) - set(before):
         lab.remove_guest(name)
+    assert not not_once, "guests not running exactly once after the run: %s" % not_once
+    assert not left, "left behind: %s" % left

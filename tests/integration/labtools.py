@@ -226,12 +226,17 @@ class Lab:
 
     def run_stage(self, tmp_path: Path, host: str, check_mode: bool = False, **options: Any) -> Dict[str, Any]:
         """Run the maintenance_stage task on one host through a real playbook; return its registered result."""
-        out = tmp_path / ("stage-%s.json" % uuid.uuid4().hex[:8])
-        playbook = tmp_path / ("stage-%s.yml" % uuid.uuid4().hex[:8])
+        return self.run_module(tmp_path, host, "kvmops.rolling.maintenance_stage", check_mode, **options)
+
+    def run_module(self, tmp_path: Path, host: str, module: str, check_mode: bool = False,
+                   **options: Any) -> Dict[str, Any]:
+        """Run one task of MODULE on one host through a real playbook; return its registered result."""
+        out = tmp_path / ("result-%s.json" % uuid.uuid4().hex[:8])
+        playbook = tmp_path / ("task-%s.yml" % uuid.uuid4().hex[:8])
         playbook.write_text(yaml.safe_dump([{
             "hosts": host, "gather_facts": False,
             "tasks": [
-                {"name": "stage", "kvmops.rolling.maintenance_stage": options, "register": "stage_result",
+                {"name": "task", module: options, "register": "stage_result",
                  "ignore_errors": True},
                 {"name": "save", "delegate_to": "localhost",
                  "ansible.builtin.copy": {"content": "{{ stage_result | to_json }}", "dest": str(out)},

@@ -4,6 +4,7 @@ whichever of its hosts is down; runs over disjoint clusters go on side by side."
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -95,3 +96,24 @@ def test_two_runs_over_disjoint_clusters_from_two_controllers_both_succeed(scena
     assert [entry["host"] for entry in second["hosts_updated"]] == C2
     for host in ALL:
         assert scenario.stages_run(host) == list(STAGES), host
+
+
+def test_a_takeover_is_refused_on_a_host_whose_lock_was_renewed_after_it_was_judged(lab: Lab, tmp_path: Path) -> None:
+    # The taker judged run "old" gone by the lock it read; old renewed it since (it is at work): under the host's
+    # flock, the takeover is refused and the lock left as it was. Judged as it is now, it is taken over.
+    state = lab.state_dir("hv1")
+    lock = state / "lock.json"
+    lock.write_text(json.dumps({"cluster": "c1", "run_id": "old", "started": "2026-12-03T01:00:00Z",
+                                "controller": {"host": "awx-pod-1", "pid": 7}}))
+    judged = time.time() - 60
+    os.utime(lock, (judged + 30, judged + 30))  # renewed 30 s after the taker read it
+    take = {"state": "present", "cluster": "c1", "run_id": "new", "takeover": "old"}
+    try:
+        refused = lab.run_module(tmp_path, "hv1", "kvmops.rolling.run_lock", takeover_renewed_at=judged, **take)
+        assert refused["failed"] and not refused["held"], refused
+        assert refused["msg"].startswith("cluster c1: run old renewed its lock after this run judged it gone"), refused
+        assert json.loads(lock.read_text())["run_id"] == "old"
+        taken = lab.run_module(tmp_path, "hv1", "kvmops.rolling.run_lock", takeover_renewed_at=judged + 30, **take)
+        assert taken["held"] and json.loads(lock.read_text())["run_id"] == "new", taken
+    finally:
+        lock.unlink()

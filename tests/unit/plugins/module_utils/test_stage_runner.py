@@ -16,7 +16,7 @@ import pytest
 
 from ansible_collections.kvmops.rolling.plugins.module_utils import _jobs as jobs
 from ansible_collections.kvmops.rolling.plugins.module_utils import _stage_runner as runner
-from ansible_collections.kvmops.rolling.plugins.module_utils._output_cap import HEAD_BYTES, TAIL_BYTES
+from ansible_collections.kvmops.rolling.plugins.module_utils._output_cap import KEPT_HEAD_BYTES, KEPT_TAIL_BYTES
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import open_stage_script, write_atomic
 
 
@@ -137,13 +137,13 @@ def test_large_output_does_not_block_and_is_capped_keeping_its_start_and_end(
     assert result.stdout_tail.endswith("THE-END\n") and len(result.stdout_tail) <= jobs.TAIL_BYTES
     assert result.stderr_tail == "err-end\n"
     kept = Path(store.path(job["job_id"], "stdout.log")).read_bytes()
-    dropped = len("THE-START\n") + 10485760 + len("\nTHE-END\n") - HEAD_BYTES - TAIL_BYTES
+    dropped = len("THE-START\n") + 10485760 + len("\nTHE-END\n") - KEPT_HEAD_BYTES - KEPT_TAIL_BYTES
     assert kept.startswith(b"THE-START\nxxx") and kept.endswith(b"x\nTHE-END\n")
     # Exact unless a trim while the script wrote lost what it wrote in between (then fewer are counted).
     counted = result.extra["output_dropped"]
     assert 0 < counted["stdout"] <= dropped and counted["stderr"] == 0, counted
     assert b"[kvmops.rolling: %d bytes of output dropped here" % counted["stdout"] in kept
-    assert len(kept) < HEAD_BYTES + TAIL_BYTES + 200
+    assert len(kept) < KEPT_HEAD_BYTES + KEPT_TAIL_BYTES + 200
 
 
 def test_detached_job_runs_on_and_is_polled_to_its_end(tmp_path: Path, store: jobs.JobStore, boot_id: Path) -> None:
