@@ -9,7 +9,11 @@ from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._validating_action import ValidatingAction
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import expected_skip, plan_scope
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import (
+    expected_skip,
+    plan_recheck,
+    plan_scope,
+)
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "hosts": {"type": "list", "elements": "str", "required": True},
@@ -18,6 +22,9 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "fail_on_infeasible": {"type": "bool", "default": True},
     # Plan the hosts that will be skipped (no Maintenance script, PreFlight exit 70) as skips.
     "plan_skips": {"type": "bool", "default": False},
+    # A re-check that read only these hosts again: they alone are targets, and the result's read_again names
+    # who else to read when that is not enough.
+    "fresh_hosts": {"type": "list", "elements": "str"},
 }
 
 
@@ -43,7 +50,12 @@ class ActionModule(ValidatingAction):
             errors = {host: str(hostvars[host].get(args["errors_var"]) or "") for host in args["hosts"]}
             skips = {host: expected_skip(hostvars[host].get("rm_scripts"), hostvars[host].get("rm_record"))
                      for host in args["hosts"]} if args["plan_skips"] else {}
-            plan = plan_scope(args["hosts"], inventory, host_vars, facts, errors, skips)
+            if args["fresh_hosts"] is None:
+                plan = plan_scope(args["hosts"], inventory, host_vars, facts, errors, skips)
+            elif len(args["hosts"]) == 1:
+                plan = plan_recheck(args["hosts"][0], args["fresh_hosts"], inventory, host_vars, facts, errors)
+            else:
+                raise ValueError("fresh_hosts is for the re-check of one host, got hosts %s" % ", ".join(args["hosts"]))
         except ValueError as exc:
             raise AnsibleActionFail("capacity check: %s" % exc)
         result = dict(plan)

@@ -12,14 +12,15 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import 
     MAINTENANCE_ARGUMENT_SPEC,
     parse_moves,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._record import RECORD_ARGUMENT_SPEC, record_with_evacuation
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import validate_timing
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_job_action import HostJobAction
 
 
 class ActionModule(HostJobAction):
     MODULE = "kvmops.rolling.host_maintenance"
-    ARGUMENT_SPEC = MAINTENANCE_ARGUMENT_SPEC
-    _VALID_ARGS = frozenset(MAINTENANCE_ARGUMENT_SPEC)
+    ARGUMENT_SPEC = dict(MAINTENANCE_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC)
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
     def check_arguments(self, args: Dict[str, Any]) -> None:
         validate_timing(args["wait_timeout"], args["ping_interval"], names=("wait_timeout", "ping_interval"))
@@ -36,3 +37,6 @@ class ActionModule(HostJobAction):
 
     def conclude(self, result: Dict[str, Any], args: Dict[str, Any]) -> None:
         result["failed"] = bool(result.get("failed")) or result["status"] not in ("ok", "would_run")
+
+    def record_after(self, record: Dict[str, Any], result: Dict[str, Any], args: Dict[str, Any]) -> Dict[str, Any]:
+        return record_with_evacuation(record, result) if args["state"] == "present" else record

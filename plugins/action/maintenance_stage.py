@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._record import (
+    RECORD_ARGUMENT_SPEC,
+    record_with_stage,
+    stage_summary,
+)
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STAGE_ARGUMENT_SPEC,
     split_payload,
@@ -16,15 +21,10 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_job_action import HostJobAction
 
 
-# What the rolling maintenance report keeps of a stage.
-SUMMARY_KEYS = ("status", "succeeded", "rc", "signal", "duration", "elapsed", "started_at", "ended_at", "script",
-                "stdout_tail", "stderr_tail", "msg", "reconnects", "adopted")
-
-
 class ActionModule(HostJobAction):
     MODULE = "kvmops.rolling.maintenance_stage"
-    ARGUMENT_SPEC = STAGE_ARGUMENT_SPEC
-    _VALID_ARGS = frozenset(STAGE_ARGUMENT_SPEC)
+    ARGUMENT_SPEC = dict(STAGE_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC)
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
     def check_arguments(self, args: Dict[str, Any]) -> None:
         validate_timing(args["stage_timeout"], args["ping_interval"])
@@ -43,4 +43,7 @@ class ActionModule(HostJobAction):
             stage_succeeded(result["status"], args["stage"], args["rebooted_ok"])
         # Always set: Ansible would otherwise take any non-zero rc (70 included) for a failure.
         result["failed"] = not result["succeeded"]
-        result["summary"] = {key: result.get(key) for key in SUMMARY_KEYS}
+        result["summary"] = stage_summary(result)
+
+    def record_after(self, record: Dict[str, Any], result: Dict[str, Any], args: Dict[str, Any]) -> Dict[str, Any]:
+        return record_with_stage(record, args["stage"], result)

@@ -46,6 +46,19 @@ options:
     default: false
 """
 
+    # The modules whose step changes the host's record in a run: the step carries the record and keeps it.
+    RECORD = r"""
+options:
+  record:
+    description:
+      - The host's record in the run O(run_id) (status, stages, evacuation, start, end, ...), as the report shows it.
+      - When given, the step keeps the record, with its own result in it, on the host the moment the step ends
+        (C(last_run.json) in O(state_dir), as M(kvmops.rolling.run_journal) does), so a run started with
+        C(rm_resume=true) after an interruption goes on from the step after it; and the task returns it as RV(record).
+        Nothing is kept in check mode, while the step runs, or when the run lost its lock.
+    type: dict
+"""
+
     # The modules that only read or write the small state files of a run (marks, lock, record).
     STATE_DIR = r"""
 options:

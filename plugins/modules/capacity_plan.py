@@ -54,6 +54,13 @@ options:
       - A skipped host is not evacuated; its guests stay where they are and it stays a target for the others.
     type: bool
     default: false
+  fresh_hosts:
+    description:
+      - For a re-check before an evacuation that read only some hosts again (the host and its planned targets):
+        those hosts. Only they are targets then (the others' facts may be old), and the result's RV(read_again)
+        names the other hosts of the cluster to read as well when that finds no way to evacuate the host.
+    type: list
+    elements: str
 notes:
   - It changes nothing anywhere; check mode gives the same result.
 """
@@ -95,6 +102,13 @@ skips:
   returned: always
   type: dict
   sample: {"hv3": "There is no maintenance script on the host"}
+read_again:
+  description: With O(fresh_hosts), the other hosts of the cluster to read again and plan with before the evacuation
+    (none when the hosts read are enough).
+  returned: when O(fresh_hosts) is given
+  type: list
+  elements: str
+  sample: ["hv1"]
 lines:
   description: The plan in words, one line per host in the order of the run.
   returned: always

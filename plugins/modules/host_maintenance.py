@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.job
   - kvmops.rolling.rolling.holds_lock
+  - kvmops.rolling.rolling.record
 options:
   state:
     description: V(present) enters maintenance (evacuating the host), V(absent) leaves it.
@@ -112,6 +113,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+record:
+  description: The host's record (option O(record)) with this step's result in it, as the run keeps it.
+  returned: when O(record) was given
+  type: dict
+record_kept:
+  description: Whether the record was kept on the host when the step ended.
+  returned: when O(record) was given and the step ended, not in check mode
+  type: bool
+record_error:
+  description: Why the record could not be kept on the host (the step's own result stands).
+  returned: when RV(record_kept) is false
+  type: str
 lock_lost:
   description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the step was refused.
   returned: when the run lost its lock
@@ -215,6 +228,11 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     remove_mark,
     step_lock_lost,
     write_mark,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._record import (
+    RECORD_ARGUMENT_SPEC,
+    record_kept_at_step_end,
+    record_with_evacuation,
 )
 
 
@@ -326,7 +344,7 @@ def leave(module: AnsibleModule) -> Dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(MAINTENANCE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC),
+    module = AnsibleModule(argument_spec=dict(MAINTENANCE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC),
                            supports_check_mode=True)
     params = module.params
     if not HAS_LIBVIRT:
@@ -361,6 +379,9 @@ def main() -> None:
         module.fail_json(msg="%s: %s" % (exc.strerror, exc.filename or ""), status="failed",
                          exception=traceback.format_exc())
     result.setdefault("in_maintenance", in_maintenance(params["state_dir"]))
+    if params["state"] == "present" and params["record"] is not None and not result.get("lock_lost"):
+        result.update(record_kept_at_step_end(params["state_dir"], params["run_id"], result["status"],
+                                              record_with_evacuation(params["record"], result), module.check_mode))
     module.exit_json(**result)
 
 

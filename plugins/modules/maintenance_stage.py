@@ -49,6 +49,7 @@ extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.job
   - kvmops.rolling.rolling.holds_lock
+  - kvmops.rolling.rolling.record
 options:
   stage:
     description: The stage whose script runs.
@@ -137,6 +138,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+record:
+  description: The host's record (option O(record)) with this step's result in it, as the run keeps it.
+  returned: when O(record) was given
+  type: dict
+record_kept:
+  description: Whether the record was kept on the host when the step ended.
+  returned: when O(record) was given and the step ended, not in check mode
+  type: bool
+record_error:
+  description: Why the record could not be kept on the host (the step's own result stands).
+  returned: when RV(record_kept) is false
+  type: str
 output_dropped:
   description: Bytes of each stream (C(stdout), C(stderr)) dropped from the middle of its log on the host to keep it
     within its cap.
@@ -283,6 +296,11 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     start_detached,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import keep_lock, step_lock_lost
+from ansible_collections.kvmops.rolling.plugins.module_utils._record import (
+    RECORD_ARGUMENT_SPEC,
+    record_kept_at_step_end,
+    record_with_stage,
+)
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import (
     ConnectionCheck,
     connection_watch,
@@ -375,7 +393,8 @@ def run_script(module: AnsibleModule, job_id: str, script: str, script_fd: int,
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(STAGE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(STAGE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC),
+                           supports_check_mode=True)
     params = module.params
     params["run_id"] = params["run_id"] or uuid.uuid4().hex[:12]
     job_id = params["_job_id"] or "%s.%s.%s" % (params["run_id"], params["stage"], uuid.uuid4().hex[:8])
@@ -415,6 +434,10 @@ def main() -> None:
     for key in ("stdout_tail", "stderr_tail", "msg"):
         if isinstance(result.get(key), str):
             result[key] = mask_secrets(result[key], secrets)
+    if params["record"] is not None and not result.get("lock_lost"):
+        result.update(record_kept_at_step_end(params["state_dir"], params["run_id"], result["status"],
+                                              record_with_stage(params["record"], params["stage"], result),
+                                              module.check_mode))
     # Explicit: ansible-core 2.19+ takes a result with a non-zero rc and no "failed" for a failure, and
     # a script's exit code (70 included) is the stage's business, not the module's.
     module.exit_json(failed=False, **result)

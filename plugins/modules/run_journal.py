@@ -58,18 +58,9 @@ msg:
   type: str
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
-    JOURNAL_MARK,
-    MarkError,
-    StateDirError,
-    prepare_state_dir,
-    read_mark,
-    step_lock_lost,
-    write_mark,
-)
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import step_lock_lost
+from ansible_collections.kvmops.rolling.plugins.module_utils._record import RecordError, keep_record, recorded_run_id
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
 
 
@@ -84,20 +75,13 @@ def main() -> None:
     lost = step_lock_lost(params, module.check_mode)
     if lost:
         module.exit_json(changed=False, lock_lost=lost, msg="the record was not written: %s" % lost)
-    try:
-        previous = read_mark(params["state_dir"], JOURNAL_MARK)
-    except MarkError:
-        previous = None  # a corrupt record is replaced: it only ever helps a resume
+    previous = recorded_run_id(params["state_dir"])
     if not module.check_mode:
         try:
-            prepare_state_dir(params["state_dir"])
-            write_mark(params["state_dir"], JOURNAL_MARK, {"run_id": params["run_id"], "record": params["record"],
-                                                           "written_at": time.time()})
-        except StateDirError as exc:
+            keep_record(params["state_dir"], params["run_id"], params["record"])
+        except RecordError as exc:
             module.fail_json(msg=str(exc))
-        except OSError as exc:
-            module.fail_json(msg="cannot keep the host's record in %s: %s" % (params["state_dir"], exc.strerror))
-    module.exit_json(changed=True, previous_run_id=(previous or {}).get("run_id"),
+    module.exit_json(changed=True, previous_run_id=previous,
                      msg="record of run %s kept (status %s)" % (params["run_id"], params["record"].get("status")))
 
 

@@ -88,6 +88,30 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
             "feasible": not problems, "lines": plan_lines(ordered, cluster_of, moves, problems, skips)}
 
 
+def plan_recheck(host: str, fresh: Sequence[str], inventory: Sequence[str],
+                 host_vars: Callable[[str], Mapping[str, Any]], facts: Callable[[str], Optional[Mapping[str, Any]]],
+                 gather_errors: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """The capacity re-check before ``host``'s evacuation, on the hosts just read again (``fresh``): the plan of
+    the host with only those as targets, and ``read_again``, the hosts to read before planning it once more
+    (members_to_read_again)."""
+    plan = plan_scope([host], inventory, host_vars, lambda name: facts(name) if name in fresh else None,
+                      gather_errors)
+    return dict(plan, read_again=members_to_read_again(host, plan, fresh, inventory, host_vars))
+
+
+def members_to_read_again(host: str, plan: Mapping[str, Any], fresh: Sequence[str], inventory: Sequence[str],
+                          host_vars: Callable[[str], Mapping[str, Any]]) -> List[str]:
+    """The re-check before ``host``'s evacuation first reads only the host and its planned targets (``fresh``)
+    and plans the host with those alone as targets (the others' facts may be old: guests moved since). When
+    that ``plan`` finds no way to evacuate the host, the other hosts of its cluster are read too, in inventory
+    order, and the host is planned again with them; otherwise nothing more is read."""
+    if host not in (plan.get("problems") or {}):
+        return []
+    cluster = cluster_identity(host_vars(host))
+    return [member for member in inventory
+            if member not in fresh and cluster_identity(host_vars(member)) == cluster]
+
+
 def plan_lines(ordered: Sequence[str], cluster_of: Mapping[str, str], moves: Mapping[str, Sequence[Mapping[str, str]]],
                problems: Mapping[str, str], skips: Mapping[str, str]) -> List[str]:
     """The plan as an operator reads it: one line per host, in the order of the run."""

@@ -40,6 +40,10 @@ class HostJobAction(ValidatingAction):
         """Set ``failed`` (always, explicitly) from the job's outcome."""
         raise NotImplementedError
 
+    def record_after(self, record: Dict[str, Any], result: Dict[str, Any], args: Dict[str, Any]) -> Dict[str, Any]:
+        """The host's record (option ``record``) with the job's concluded result in it."""
+        raise NotImplementedError
+
     def act(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
         host = task_vars.get("inventory_hostname", "")
         args["run_id"] = args.get("run_id") or self._templar.template(task_vars.get("rm_run_id")) or uuid.uuid4().hex[:12]
@@ -102,6 +106,10 @@ class HostJobAction(ValidatingAction):
         result.setdefault("run_id", args["run_id"])
         result.pop("invocation", None)
         self.conclude(result, args)
+        if args.get("record") is not None:
+            # The module kept its own copy on the host when the job ended (record_kept); this one, with what
+            # only the controller saw (reconnects, an interrupt), is the run's.
+            result["record"] = self.record_after(args["record"], result, args)
         return result
 
 

@@ -8,6 +8,8 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import (
     NO_MAINTENANCE_SCRIPT,
     PREFLIGHT_NO_MAINTENANCE,
     expected_skip,
+    members_to_read_again,
+    plan_recheck,
     plan_scope,
 )
 
@@ -105,3 +107,37 @@ def test_expected_skips_come_from_the_scripts_and_preflight() -> None:
         == PREFLIGHT_NO_MAINTENANCE
     assert expected_skip({"Maintenance": "would_run"}, {"stages": {"PreFlight": {"status": "ok"}}}) == ""
     assert expected_skip(None, None) == ""
+
+
+RECHECK_HOSTS: Dict[str, Dict[str, Any]] = {name: {"rm_cluster": "ca"} for name in ("a1", "a2", "a3")}
+RECHECK_HOSTS["b1"] = {"rm_cluster": "cb"}
+
+
+def recheck(fresh: List[str], host_facts: Dict[str, Optional[Dict[str, Any]]]) -> Dict[str, Any]:
+    return plan_recheck("a1", fresh, list(RECHECK_HOSTS), RECHECK_HOSTS.__getitem__, host_facts.get)
+
+
+def test_a_recheck_plans_on_the_hosts_read_again_alone_and_reads_no_more_when_they_are_enough() -> None:
+    # a3 looks emptier, but its facts are old (not read again): only a2, the planned target, is one.
+    result = recheck(["a1", "a2"], {"a1": facts(domain("web1")), "a2": facts(domain("x", 6000)), "a3": facts()})
+    assert result["feasible"] and [move["target"] for move in result["moves"]["a1"]] == ["a2"]
+    assert result["read_again"] == []
+
+
+def test_a_recheck_reads_the_rest_of_the_cluster_when_the_hosts_read_are_not_enough() -> None:
+    full = facts(domain("x", 8000))
+    result = recheck(["a1", "a2"], {"a1": facts(domain("web1", 2048)), "a2": full, "a3": facts(), "b1": facts()})
+    assert "a1" in result["problems"]
+    assert result["read_again"] == ["a3"]  # the other cluster's b1 is never a target
+    again = recheck(["a1", "a2", "a3"], {"a1": facts(domain("web1", 2048)), "a2": full, "a3": facts()})
+    assert again["feasible"] and again["moves"]["a1"][0]["target"] == "a3" and again["read_again"] == []
+
+
+def test_a_host_without_running_guests_is_rechecked_on_itself_alone() -> None:
+    result = recheck(["a1"], {"a1": facts(), "a2": facts(), "a3": facts()})
+    assert result["feasible"] and result["moves"]["a1"] == [] and result["read_again"] == []
+
+
+def test_a_host_still_failing_once_every_member_was_read_reads_nothing_more() -> None:
+    assert members_to_read_again("a1", {"problems": {"a1": "no room"}}, ["a1", "a2", "a3"], list(RECHECK_HOSTS),
+                                 RECHECK_HOSTS.__getitem__) == []

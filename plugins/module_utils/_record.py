@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmops.rolling engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host's record of a run: what it keeps of each step, and keeping it on the host.
+
+The controller holds each host's record (its entry in the report). A step that changes the record (a stage, the
+evacuation) carries the record to the host and keeps it there, with the step's result in it, the moment the
+step ends (``last_run.json``, which a resumed run goes on from): keeping the record costs no connection of its
+own, and a controller that dies right after the step leaves the record with the step in it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Mapping, Optional
+
+from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
+    JOURNAL_MARK,
+    MarkError,
+    StateDirError,
+    prepare_state_dir,
+    read_mark,
+    write_mark,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._stage import STATUS_RUNNING
+
+# The option of the modules whose step changes the host's record.
+RECORD_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"record": {"type": "dict"}}
+
+# What the record (and the report) keeps of a stage.
+STAGE_SUMMARY_KEYS = ("status", "succeeded", "rc", "signal", "duration", "elapsed", "started_at", "ended_at",
+                      "script", "stdout_tail", "stderr_tail", "msg", "reconnects", "adopted")
+# What the record keeps of the evacuation.
+EVACUATION_KEYS = ("status", "moves", "moved", "still_running", "on_both", "msg", "duration", "elapsed", "adopted")
+
+
+def stage_summary(result: Mapping[str, Any]) -> Dict[str, Any]:
+    """What the record keeps of a stage's result."""
+    return {key: result.get(key) for key in STAGE_SUMMARY_KEYS}
+
+
+def record_with_stage(record: Mapping[str, Any], stage: str, result: Mapping[str, Any]) -> Dict[str, Any]:
+    """The record with ``stage``'s result in it (a copy)."""
+    return dict(record, stages=dict(record.get("stages") or {}, **{stage: stage_summary(result)}))
+
+
+def record_with_evacuation(record: Mapping[str, Any], result: Mapping[str, Any]) -> Dict[str, Any]:
+    """The record with the evacuation's result in it (a copy)."""
+    return dict(record, evacuation={key: result[key] for key in EVACUATION_KEYS if key in result})
+
+
+def recorded_run_id(state_dir: str) -> Optional[str]:
+    """The run whose record the host keeps (None when it keeps none, or one that cannot be read: a corrupt
+    record is replaced, it only ever helps a resume)."""
+    try:
+        previous = read_mark(state_dir, JOURNAL_MARK)
+    except MarkError:
+        previous = None
+    return (previous or {}).get("run_id")
+
+
+class RecordError(Exception):
+    """The host's record cannot be kept (the state dir is unfit, the disk full, ...)."""
+
+
+def keep_record(state_dir: str, run_id: str, record: Mapping[str, Any]) -> None:
+    """Keep ``record`` as the host's record of run ``run_id``."""
+    try:
+        prepare_state_dir(state_dir)
+        write_mark(state_dir, JOURNAL_MARK, {"run_id": run_id, "record": dict(record), "written_at": time.time()})
+    except StateDirError as exc:
+        raise RecordError(str(exc))
+    except OSError as exc:
+        raise RecordError("cannot keep the host's record in %s: %s" % (state_dir, exc.strerror))
+
+
+def record_kept_at_step_end(state_dir: str, run_id: str, status: str, record: Optional[Mapping[str, Any]],
+                            check_mode: bool) -> Dict[str, Any]:
+    """Keep the record a step carried, once the step has ended: the result's ``record_kept`` and, when it could
+    not be kept, ``record_error`` (the run goes on: the record only ever helps a resume). Nothing while the step
+    runs, in check mode, or when the step carried no record."""
+    if record is None or check_mode or status == STATUS_RUNNING:
+        return {}
+    try:
+        keep_record(state_dir, run_id, record)
+    except RecordError as exc:
+        return {"record_kept": False, "record_error": str(exc)}
+    return {"record_kept": True}
