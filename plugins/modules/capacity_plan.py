@@ -56,7 +56,7 @@ options:
     default: false
   fresh_hosts:
     description:
-      - For a re-check before an evacuation that read only some hosts again (the host and its planned targets):
+      - For a re-check before an evacuation that read only some hosts again (the host and its planned targets),
         those hosts. Only they are targets then (the others' facts may be old), and the result's RV(read_again)
         names the other hosts of the cluster to read as well when that finds no way to evacuate the host.
     type: list
