@@ -26,6 +26,7 @@ import yaml
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests" / "integration"))
+sys.path.insert(0, str(BENCH.parent / ".collections"))  # made by scripts/bootstrap, as pytest.ini uses it
 
 from labtools import Lab  # noqa: E402  pylint: disable=wrong-import-position
 

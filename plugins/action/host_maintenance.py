@@ -12,7 +12,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import 
     MAINTENANCE_ARGUMENT_SPEC,
     parse_moves,
 )
-from ansible_collections.kvmops.rolling.plugins.module_utils._record import RECORD_ARGUMENT_SPEC, record_with_evacuation
+from ansible_collections.kvmops.rolling.plugins.module_utils._record import RECORD_ARGUMENT_SPEC, record_after_evacuation
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import validate_timing
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_job_action import HostJobAction
 
@@ -39,4 +39,6 @@ class ActionModule(HostJobAction):
         result["failed"] = bool(result.get("failed")) or result["status"] not in ("ok", "would_run")
 
     def record_after(self, record: Dict[str, Any], result: Dict[str, Any], args: Dict[str, Any]) -> Dict[str, Any]:
-        return record_with_evacuation(record, result) if args["state"] == "present" else record
+        if args["state"] != "present":
+            return record
+        return record_after_evacuation(record, result, args["forced"], self._task.check_mode)

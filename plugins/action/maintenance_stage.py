@@ -9,7 +9,7 @@ from typing import Any, Dict
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import (
     RECORD_ARGUMENT_SPEC,
-    record_with_stage,
+    record_after_stage,
     stage_summary,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
@@ -46,4 +46,4 @@ class ActionModule(HostJobAction):
         result["summary"] = stage_summary(result)
 
     def record_after(self, record: Dict[str, Any], result: Dict[str, Any], args: Dict[str, Any]) -> Dict[str, Any]:
-        return record_with_stage(record, args["stage"], result)
+        return record_after_stage(record, args["stage"], result, args["forced"], self._task.check_mode)

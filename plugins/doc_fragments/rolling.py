@@ -56,7 +56,15 @@ options:
         (C(last_run.json) in O(state_dir), as M(kvmops.rolling.run_journal) does), so a run started with
         C(rm_resume=true) after an interruption goes on from the step after it; and the task returns it as RV(record).
         Nothing is kept in check mode, while the step runs, or when the run lost its lock.
+      - When the step's result ends the host's turn (a failure, an exit 70 in PreFlight or PreMaintenance, the
+        end of PostMaintenance, a lost lock), the record is closed with that outcome (status, kind, stage, reason,
+        end, aborts_run), as the filter P(kvmops.rolling.closed_record#filter) closes it.
     type: dict
+  forced:
+    description: With O(record), the run goes on past a failing host (C(rm_forced)), so a failure closing the record
+      does not abort the run (a guest on two hosts or a lost lock still do).
+    type: bool
+    default: false
 """
 
     # The modules that only read or write the small state files of a run (marks, lock, record).

@@ -232,7 +232,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import (
     RECORD_ARGUMENT_SPEC,
     record_kept_at_step_end,
-    record_with_evacuation,
+    record_after_evacuation,
 )
 
 
@@ -381,7 +381,9 @@ def main() -> None:
     result.setdefault("in_maintenance", in_maintenance(params["state_dir"]))
     if params["state"] == "present" and params["record"] is not None and not result.get("lock_lost"):
         result.update(record_kept_at_step_end(params["state_dir"], params["run_id"], result["status"],
-                                              record_with_evacuation(params["record"], result), module.check_mode))
+                                              record_after_evacuation(params["record"], result, params["forced"],
+                                                                      module.check_mode),
+                                              module.check_mode))
     module.exit_json(**result)
 
 

@@ -299,7 +299,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import keep_
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import (
     RECORD_ARGUMENT_SPEC,
     record_kept_at_step_end,
-    record_with_stage,
+    record_after_stage,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner import (
     ConnectionCheck,
@@ -436,7 +436,8 @@ def main() -> None:
             result[key] = mask_secrets(result[key], secrets)
     if params["record"] is not None and not result.get("lock_lost"):
         result.update(record_kept_at_step_end(params["state_dir"], params["run_id"], result["status"],
-                                              record_with_stage(params["record"], params["stage"], result),
+                                              record_after_stage(params["record"], params["stage"], result,
+                                                                 params["forced"], module.check_mode),
                                               module.check_mode))
     # Explicit: ansible-core 2.19+ takes a result with a non-zero rc and no "failed" for a failure, and
     # a script's exit code (70 included) is the stage's business, not the module's.

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._record import (  # the skips the plan foresees
+    NO_MAINTENANCE_SCRIPT,
+    PREFLIGHT_NO_MAINTENANCE,
+)
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import (
     cluster_identity,
     cluster_names,
@@ -17,9 +21,6 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order impo
 )
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_settings import host_settings
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._placement import host_capacity, plan_cluster
-# SPEC reasons of the skips the plan can foresee.
-NO_MAINTENANCE_SCRIPT = "There is no maintenance script on the host"
-PREFLIGHT_NO_MAINTENANCE = "Pre-flight stage set to avoid maintenance"
 
 
 def expected_skip(scripts: Optional[Mapping[str, Any]], record: Optional[Mapping[str, Any]]) -> str:
