@@ -193,11 +193,10 @@ msg:
 import os
 import time
 import traceback
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
-    EVACUATION_STOP_SECONDS,
     MAINTENANCE_ARGUMENT_SPEC,
     Evacuation,
     EvacuationError,
@@ -221,6 +220,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
     libvirt_error_message,
     open_connection,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._maintenance_mode import in_maintenance, leave_maintenance
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     MAINTENANCE_MARK,
     MarkError,
@@ -306,43 +306,6 @@ def poll_result(store: JobStore, job_id: str, wait: float) -> Dict[str, Any]:
     return dict(fields, status=status, changed=True)
 
 
-def in_maintenance(state_dir: str) -> bool:
-    return read_mark(state_dir, MAINTENANCE_MARK) is not None
-
-
-def stop_evacuations(store: JobStore, check_mode: bool) -> List[str]:
-    """Cancel every evacuation still running on this host and wait for it to end (its migrations aborted,
-    its guests reconciled): a host leaves maintenance only once nothing moves off it any more. Returns
-    the jobs stopped; raises JobError when one does not end."""
-    stopped = []
-    for job in store.running_jobs(current_boot_id()) if os.path.isdir(store.jobs_dir) else []:
-        if job.get("kind") != "evacuation" or check_mode:
-            continue
-        cancel(store, job["job_id"])
-        status, _fields = poll(store, job["job_id"], EVACUATION_STOP_SECONDS)
-        if status == "running":
-            raise JobError("the evacuation %s of run %s still runs %d s after it was cancelled: the host stays in "
-                           "maintenance; look at that job on the host" % (job["job_id"], job.get("run_id"),
-                                                                          EVACUATION_STOP_SECONDS))
-        stopped.append(job["job_id"])
-    return stopped
-
-
-def leave(module: AnsibleModule) -> Dict[str, Any]:
-    state_dir = module.params["state_dir"]
-    stopped = stop_evacuations(JobStore(state_dir), module.check_mode)
-    mark = read_mark(state_dir, MAINTENANCE_MARK)
-    stopped_words = "; the evacuation still running was stopped first (%s)" % ", ".join(stopped) if stopped else ""
-    if mark is None:
-        return {"status": "ok", "in_maintenance": False, "changed": bool(stopped), "stopped_evacuations": stopped,
-                "msg": "the host was not in maintenance" + stopped_words}
-    if not module.check_mode:
-        remove_mark(state_dir, MAINTENANCE_MARK)
-    return {"status": "ok", "in_maintenance": module.check_mode, "changed": True, "mark": mark,
-            "stopped_evacuations": stopped,
-            "msg": "the host left maintenance (it was in maintenance for run %s)%s" % (mark.get("run_id"), stopped_words)}
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=dict(MAINTENANCE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC),
                            supports_check_mode=True)
@@ -359,7 +322,7 @@ def main() -> None:
         lost = step_lock_lost(params, module.check_mode) if params["state"] == "present" and \
             params["_mode"] != "cancel" else ""
         if params["state"] == "absent":
-            result = leave(module)
+            result = leave_maintenance(params["state_dir"], module.check_mode)
         elif lost and params["_mode"] == "start":
             result = {"status": "failed", "changed": False, "lock_lost": lost,
                       "msg": "the host was not evacuated: %s" % lost}

@@ -103,6 +103,14 @@ options:
     description: Cluster name given to the script as C(RM_CLUSTER).
     type: str
     default: ""
+  leave_maintenance:
+    description:
+      - When the stage has ended, whatever its result (also when it was refused, cancelled or the host rebooted),
+        take the host out of maintenance as M(kvmops.rolling.host_maintenance) with O(kvmops.rolling.host_maintenance#module:state=absent)
+        does (an evacuation still running is stopped first). RV(left_maintenance) says what happened. For the
+        C(Maintenance) stage of a host in maintenance, which leaves it next.
+    type: bool
+    default: false
   rebooted_ok:
     description:
       - Whether a host reboot during the stage counts as success.
@@ -138,6 +146,20 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+left_maintenance:
+  description: With O(leave_maintenance), how leaving maintenance went once the stage ended.
+  returned: when O(leave_maintenance) is true and the stage ended
+  type: dict
+  contains:
+    status:
+      description: V(ok) when the host is out of maintenance (or was not in it), V(failed) when it could not leave it.
+      type: str
+    in_maintenance:
+      description: Whether the host is still in maintenance.
+      type: bool
+    msg:
+      description: What happened.
+      type: str
 record:
   description: The host's record (option O(record)) with this step's result in it, as the run keeps it.
   returned: when O(record) was given
@@ -270,6 +292,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STAGE_ARGUMENT_SPEC,
     STATUS_FAILED,
+    STATUS_RUNNING,
     STATUS_SKIPPED,
     STATUS_WOULD_RUN,
     PayloadError,
@@ -294,6 +317,10 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     current_boot_id,
     poll,
     start_detached,
+)
+from ansible_collections.kvmops.rolling.plugins.module_utils._maintenance_mode import (
+    LEAVE_ARGUMENT_SPEC,
+    left_maintenance_at_stage_end,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import keep_lock, step_lock_lost
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import (
@@ -393,8 +420,8 @@ def run_script(module: AnsibleModule, job_id: str, script: str, script_fd: int,
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(STAGE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC),
-                           supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(STAGE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC,
+                                              **LEAVE_ARGUMENT_SPEC), supports_check_mode=True)
     params = module.params
     params["run_id"] = params["run_id"] or uuid.uuid4().hex[:12]
     job_id = params["_job_id"] or "%s.%s.%s" % (params["run_id"], params["stage"], uuid.uuid4().hex[:8])
@@ -410,6 +437,12 @@ def main() -> None:
                       "msg": "the %s stage was not started: %s" % (params["stage"], lost)}
         elif params["_mode"] == "start":
             result = start(module, job_id)
+            if params["executor"] == "agent" and result["status"] == STATUS_FAILED:
+                # The attached runner stops the script when the lock is lost (lock_kept_while): say so as every
+                # other step does, so the run stops.
+                lost = step_lock_lost(params, module.check_mode)
+                if lost:
+                    result["lock_lost"] = lost
         elif params["_mode"] == "poll" and not lost:
             status, fields = poll(store, job_id, params["_wait"])
             result = dict(fields, status=status)
@@ -434,6 +467,8 @@ def main() -> None:
     for key in ("stdout_tail", "stderr_tail", "msg"):
         if isinstance(result.get(key), str):
             result[key] = mask_secrets(result[key], secrets)
+    if params["leave_maintenance"] and result["status"] != STATUS_RUNNING:
+        result["left_maintenance"] = left_maintenance_at_stage_end(params["state_dir"], module.check_mode)
     if params["record"] is not None and not result.get("lock_lost"):
         result.update(record_kept_at_step_end(params["state_dir"], params["run_id"], result["status"],
                                               record_after_stage(params["record"], params["stage"], result,

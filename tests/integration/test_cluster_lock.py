@@ -117,3 +117,44 @@ def test_a_takeover_is_refused_on_a_host_whose_lock_was_renewed_after_it_was_jud
         assert taken["held"] and json.loads(lock.read_text())["run_id"] == "new", taken
     finally:
         lock.unlink()
+
+
+def test_an_attached_stage_stops_at_once_when_its_run_loses_the_lock(scenario: Run, lab: Lab) -> None:
+    # Under the agent executor no poll renews the lock while the stage runs: the attached runner does, every
+    # second. Another run takes the lock of hv1 over meanwhile: the runner stops the script's whole tree, and
+    # the run stops as at any other step (hv1 fails, leaves maintenance, the cluster is left to the taker).
+    scenario.hooks(C1, {("hv1", "Maintenance"): held_hook(scenario, "Maintenance")})
+    run = scenario.start("-e", "rm_clusters=c1", "-e", "rm_executor=agent")
+    lock = lab.state_dir("hv1") / "lock.json"
+    try:
+        wait_until((scenario.dir / "Maintenance.started").exists, "hv1's Maintenance stage", WAIT_SECONDS,
+                   process=run)
+        taken = dict(json.loads(lock.read_text()), run_id="taker-1", controller={"host": "awx-pod-2", "pid": 7})
+        planted = lock.with_name(".lock.json.test")
+        planted.write_text(json.dumps(taken))
+        os.replace(planted, lock)  # as a takeover writes it: atomically
+        report = scenario.wait(run, timeout=WAIT_SECONDS)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, 9)
+            run.wait()
+    try:
+        assert run.returncode != 0, (scenario.dir / "background-run.log").read_text()[-5000:]
+        assert "this run no longer holds its lock, so it stopped" in report["details"], report["details"]
+        assert "taken over by run taker-1" in report["details"], report["details"]
+        statuses = scenario.statuses()
+        assert statuses["hv1"] == ("failed", "Maintenance") and statuses["hv2"] == ("skipped", "not started"), statuses
+        [stage] = [entry["stages"]["Maintenance"] for entry in report["hosts_failed"]]
+        assert "agent executor" in stage["msg"] and "was stopped with" in stage["msg"], stage
+        script = int((scenario.dir / "Maintenance.started").read_text())
+        assert not Path("/proc/%d" % script).exists()  # the script is gone from hv1 (hosts share the pid space)
+        assert not (lab.state_dir("hv1") / "maintenance.json").exists()
+        assert not report["attention"], report["attention"]
+        # The taker holds hv1 now; the cluster's marks are its to repair, this run released its other locks.
+        assert json.loads(lock.read_text())["run_id"] == "taker-1"
+        assert all(not (lab.state_dir(host) / "lock.json").exists() for host in C1[1:])
+        assert all((lab.state_dir(host) / "cluster.json").exists() for host in C1)
+    finally:
+        for host in C1:  # what the taker would repair
+            for mark in ("lock.json", "cluster.json"):
+                (lab.state_dir(host) / mark).unlink(missing_ok=True)
