@@ -114,15 +114,16 @@ EXAMPLES = r"""
 
 RETURN = r"""
 record:
-  description: The host's record (option O(record)) with this step's result in it, as the run keeps it.
+  description: With O(state=present), the host's record (option O(record)) with the evacuation in its C(evacuation)
+    key, closed as failed (or critical, for a guest left running on two hosts) when the evacuation failed.
   returned: when O(record) was given
   type: dict
 record_kept:
-  description: Whether the record was kept on the host when the step ended.
-  returned: when O(record) was given and the step ended, not in check mode
+  description: Whether that record was kept on the host (C(last_run.json)) when the evacuation ended.
+  returned: when O(record) was given and the evacuation ended, not in check mode
   type: bool
 record_error:
-  description: Why the record could not be kept on the host (the step's own result stands).
+  description: Why the record could not be kept on the host; the evacuation's result stands all the same.
   returned: when RV(record_kept) is false
   type: str
 lock_lost:

@@ -161,7 +161,8 @@ left_maintenance:
       description: What happened.
       type: str
 record:
-  description: The host's record (option O(record)) with this step's result in it, as the run keeps it.
+  description: The host's record (option O(record)) with the stage's summary under C(stages), closed when the
+    result ends the host's turn (see O(record)).
   returned: when O(record) was given
   type: dict
 record_kept:

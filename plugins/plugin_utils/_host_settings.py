@@ -15,7 +15,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     DEFAULT_HOOKS_DIR,
@@ -179,27 +179,30 @@ def executor(name: str, value: Any) -> str:
     return str(value)
 
 
+# Each setting of HostSettings: the host variable it is read from, and its check.
+HOST_VARIABLES: Dict[str, Tuple[str, Callable[[str, Any], Any]]] = {
+    "cpu_overcommit": ("rm_cpu_overcommit_ratio", lambda n, v: number(n, v, 0, strict=True)),
+    "memory_overcommit": ("rm_memory_overcommit_ratio", lambda n, v: number(n, v, 0, strict=True)),
+    "reserved_memory_mib": ("rm_reserved_host_memory_mib", lambda n, v: number(n, v, 0, strict=False)),
+    "capacity": ("rm_host_capacity", capacity_override),
+    "tags": ("rm_host_tags", tag_names),
+    "enabled": ("rm_host_enabled", boolean),
+    "libvirt_uri": ("rm_libvirt_uri", uri),
+    "migration_uri": ("rm_migration_uri", uri),
+    "executor": ("rm_executor", executor),
+    "hooks_dir": ("rm_hooks_dir", absolute_path),
+    "state_dir": ("rm_state_dir", absolute_path),
+    "shared_storage_paths": ("rm_shared_storage_paths", absolute_paths),
+    "cluster_enabled": ("rm_cluster_enabled", boolean),
+}
+
+
 def host_settings(host: str, variables: Mapping[str, Any]) -> HostSettings:
     """HOST's settings from its variables (unset ones take their defaults); raise HostSettingsError naming
     every variable of the host that is of the wrong type or range."""
-    checks: Dict[str, Any] = {
-        "cpu_overcommit": ("rm_cpu_overcommit_ratio", lambda n, v: number(n, v, 0, strict=True)),
-        "memory_overcommit": ("rm_memory_overcommit_ratio", lambda n, v: number(n, v, 0, strict=True)),
-        "reserved_memory_mib": ("rm_reserved_host_memory_mib", lambda n, v: number(n, v, 0, strict=False)),
-        "capacity": ("rm_host_capacity", capacity_override),
-        "tags": ("rm_host_tags", tag_names),
-        "enabled": ("rm_host_enabled", boolean),
-        "libvirt_uri": ("rm_libvirt_uri", uri),
-        "migration_uri": ("rm_migration_uri", uri),
-        "executor": ("rm_executor", executor),
-        "hooks_dir": ("rm_hooks_dir", absolute_path),
-        "state_dir": ("rm_state_dir", absolute_path),
-        "shared_storage_paths": ("rm_shared_storage_paths", absolute_paths),
-        "cluster_enabled": ("rm_cluster_enabled", boolean),
-    }
     values: Dict[str, Any] = {}
     problems: List[str] = []
-    for attribute, (variable, check) in checks.items():
+    for attribute, (variable, check) in HOST_VARIABLES.items():
         value = variables.get(variable)
         if value is None or (value == "" and attribute == "migration_uri"):
             continue
