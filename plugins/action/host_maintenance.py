@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
-    LEAVE_TIMEOUT_SECONDS,
     MAINTENANCE_ARGUMENT_SPEC,
     parse_moves,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import RECORD_ARGUMENT_SPEC, record_after_evacuation
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import validate_timing
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import LEAVE_TIMEOUT_SECONDS
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_job_action import HostJobAction
 
 

@@ -25,6 +25,11 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory 
     paused_reasons,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import (
+    ABORT_GRACE_SECONDS,
+    TARGET_CHECK_SECONDS,
+    TICK_SECONDS,
+)
 
 # virDomainMigrateFlags (libvirt's stable ABI), so this file needs no libvirt import.
 MIGRATE_LIVE = 1
@@ -33,18 +38,6 @@ MIGRATE_PERSIST_DEST = 8
 MIGRATE_UNDEFINE_SOURCE = 16
 # The pauses a failed migration of ours leaves behind: the only ones the evacuation undoes.
 PAUSED_REASONS_FROM_MIGRATION = paused_reasons(PAUSED_BY_MIGRATION)
-# How often the evacuation looks at its migrations, the deadline and cancel requests.
-TICK_SECONDS = 0.2
-# How long aborted migrations get to wind down before the evacuation reports without them.
-ABORT_GRACE_SECONDS = 30
-# How long the final check waits for a target's libvirt to say whether a guest runs there (a hung daemon never does).
-TARGET_CHECK_SECONDS = 30.0
-# How long leaving maintenance waits for a cancelled evacuation to end: its aborts may take the grace period,
-# and each guest's final check the target check, after which the job writes its result.
-EVACUATION_STOP_SECONDS = int(ABORT_GRACE_SECONDS + TARGET_CHECK_SECONDS + 10)
-# Leaving maintenance takes no longer than that stop: a host out of reach for longer is given up (the run's
-# finish tries again, and the next run repairs what is left), not waited for during the whole wait_timeout.
-LEAVE_TIMEOUT_SECONDS = EVACUATION_STOP_SECONDS + 10
 
 # The options of the host_maintenance module, shared with its action plugin so both validate alike.
 MAINTENANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {

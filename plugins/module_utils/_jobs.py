@@ -28,17 +28,18 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     read_tail,
     write_atomic,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import (
+    CANCEL_WAIT_SECONDS,
+    RESULT_CHECK_SECONDS,
+    SHUTDOWN_GRACE_SECONDS,
+)
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 TAIL_BYTES = 8192
-# How often a waiting poll looks for the result: "at once" to a human, cheap for the host.
-RESULT_CHECK_SECONDS = 0.05
 # Finished jobs kept on the host (with their capped logs); older ones are pruned.
 # Bytes the finished jobs kept on a host may take together (each stream of a job is capped at a few MiB).
 KEPT_JOBS_BYTES = 64 * 1024 * 1024
 KEPT_JOBS = 200
-# Seconds a cancel request waits for the runner to settle the job.
-CANCEL_WAIT_SECONDS = 10.0
 # cancel() writes this into the job's dir before it sends the runner SIGTERM. A SIGTERM without it comes
 # from the host going down (`systemctl reboot` and `shutdown -r` send SIGTERM to every process, in no
 # particular order) or from a login session being ended, never from us.
@@ -48,9 +49,6 @@ SHUTDOWN_FILE = "shutdown.json"
 # A runner whose script succeeded and left a reboot pending writes this (the exit code, the evidence)
 # before it waits for that reboot, so the job settled after it says what happened.
 REBOOT_FILE = "reboot.json"
-# How long such a job counts as "the host is going down": a new boot id within it settles the job as
-# rebooted; past it, with the boot id unchanged, the job has failed (its runner was killed, not rebooted).
-SHUTDOWN_GRACE_SECONDS = 180.0
 
 # Options only a job module's action plugin sets (documented by the doc fragment kvmops.rolling.rolling.job):
 # which step of the job to take, and how long to wait for its end.

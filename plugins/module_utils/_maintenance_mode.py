@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
-from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import EVACUATION_STOP_SECONDS
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     JobError,
     JobStore,
@@ -27,6 +26,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     read_mark,
     remove_mark,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import EVACUATION_STOP_SECONDS
 
 # The option of the Maintenance stage that leaves maintenance when the stage ends.
 LEAVE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"leave_maintenance": {"type": "bool", "default": False}}

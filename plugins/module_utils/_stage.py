@@ -18,6 +18,8 @@ import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import MAX_SECONDS
+
 STAGES: Tuple[str, ...] = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
 SCRIPT_SUFFIXES: Tuple[str, ...] = ("", ".sh", ".py")
 EXECUTORS: Tuple[str, ...] = ("service", "agent")
@@ -42,9 +44,6 @@ MAX_PAYLOAD_BYTES = 120 * 1024
 # Quotes and substitutions nested deeper than this are refused (the splitter recurses on each level).
 MAX_PAYLOAD_NESTING = 64
 
-# The largest timeout or interval accepted, in seconds (about 31 years): anything a stage could
-# really need fits, and a value beyond it (10**12, a duration in ms or a typo) is a mistake.
-MAX_SECONDS = 999999999
 
 _BLANKS = " \t"
 _OPERATOR_CHARS = ";&|<>()"

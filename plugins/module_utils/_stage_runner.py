@@ -40,18 +40,14 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     read_tail,
     signal_name,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import (
+    CONNECTION_CHECK_SECONDS,
+    KILL_GRACE_SECONDS,
+    OUTPUT_CHECK_SECONDS,
+    REBOOT_CHECK_SECONDS,
+    SHUTDOWN_SIGNAL_GRACE_SECONDS,
+)
 
-# Seconds a timed-out script gets between SIGTERM and SIGKILL.
-KILL_GRACE_SECONDS = 5.0
-# A shutdown signals every process at once: a script that died of a signal may have had the shutdown's
-# SIGTERM an instant before this runner. The runner waits this long for its own before it calls it a failure.
-SHUTDOWN_SIGNAL_GRACE_SECONDS = 3.0
-# How often the runner looks again at a reboot the script scheduled and has not happened yet.
-REBOOT_CHECK_SECONDS = 0.5
-# How often an attached runner (agent executor) checks that its connection is still there.
-CONNECTION_CHECK_SECONDS = 0.2
-# How often the runner trims the output files of a script that prints without end.
-OUTPUT_CHECK_SECONDS = 0.5
 _PR_SET_CHILD_SUBREAPER = 36
 
 ConnectionCheck = Callable[[], Optional[str]]

@@ -334,9 +334,8 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner impor
     connection_watch,
     execute,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import LOCK_RENEW_SECONDS
 
-# How often a stage run attached to its connection (agent executor) renews the run's lock.
-LOCK_RENEW_SECONDS = 1.0
 
 
 def lock_kept_while(connection_gone: ConnectionCheck, params: Dict[str, Any]) -> ConnectionCheck:

@@ -173,10 +173,8 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     write_mark,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR, STATUS_RUNNING
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import LOCK_RENEW_SECONDS
 
-# How often a lock is renewed while its holder waits for a job: below the smallest staleness threshold, which is
-# 3 ping intervals of at least 1 s each.
-RENEW_SECONDS = 1.0
 # Seconds a lock's modification time may differ between two reads without a renewal in between (filesystems
 # that round timestamps).
 RENEWAL_CLOCK_SLACK = 0.01
@@ -239,7 +237,7 @@ def wait_for_job(params: Dict[str, Any]) -> Dict[str, Any]:
     job_id = checked_job_id(params["wait_job_id"])
     deadline = time.monotonic() + max(0, params["wait_seconds"])
     while True:
-        status = poll(store, job_id, min(RENEW_SECONDS, max(0.0, deadline - time.monotonic())))[0]
+        status = poll(store, job_id, min(LOCK_RENEW_SECONDS, max(0.0, deadline - time.monotonic())))[0]
         lost = keep_lock(params["state_dir"], params["run_id"])
         if lost:
             raise LockLost(lost)

@@ -19,11 +19,11 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STATUS_RUNNING,
     STATUS_TIMEOUT,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import (
+    CONTROLLER_SLACK_SECONDS,
+    MAX_BACKOFF_SECONDS,
+)
 
-# The host ends a timed-out job itself (a script gets SIGTERM, then SIGKILL 5 s later); the controller
-# only cancels, or gives up on an unreachable host, this long after the job's own deadline.
-CONTROLLER_SLACK_SECONDS = 30.0
-MAX_BACKOFF_SECONDS = 8.0
 
 
 class ConnectionLost(Exception):

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import describe_holder
+from ansible_collections.kvmops.rolling.plugins.module_utils._timing import JOB_WAIT_SLACK_SECONDS
 
-# How much longer than its own timeout a job left running may take to end, before the run gives up waiting.
-JOB_WAIT_SLACK_SECONDS = 60
 
 
 @dataclass
