@@ -337,7 +337,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage_runner impor
 from ansible_collections.kvmops.rolling.plugins.module_utils._timing import LOCK_RENEW_SECONDS
 
 
-
 def lock_kept_while(connection_gone: ConnectionCheck, params: Dict[str, Any]) -> ConnectionCheck:
     """The check of an attached runner (agent executor), which no poll renews the lock for: it renews the run's
     lock every LOCK_RENEW_SECONDS meanwhile, and a lock lost ends the stage as a lost connection does."""

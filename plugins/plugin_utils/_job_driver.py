@@ -25,7 +25,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._timing import (
 )
 
 
-
 class ConnectionLost(Exception):
     """The host could not be reached for one call; the job on it may well be running on."""
 

@@ -19,7 +19,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import descr
 from ansible_collections.kvmops.rolling.plugins.module_utils._timing import JOB_WAIT_SLACK_SECONDS
 
 
-
 @dataclass
 class Recovery:
     """The decision, for the role to carry out."""
