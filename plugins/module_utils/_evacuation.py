@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import (
     PAUSED_BY_MIGRATION,
     VIR_DOMAIN_PAUSED,
@@ -59,7 +60,7 @@ MAINTENANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 }
 
 
-class EvacuationError(ValueError):
+class EvacuationError(RollingError, ValueError):
     """The request cannot be carried out as given (bad plan)."""
 
 

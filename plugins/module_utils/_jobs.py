@@ -19,6 +19,7 @@ import signal
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import StateDirError, prepare_state_dir
 from ansible_collections.kvmops.rolling.plugins.module_utils._systemd import leave_login_session
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
@@ -59,7 +60,7 @@ JOB_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 }
 
 
-class JobError(Exception):
+class JobError(RollingError):
     """A job request that cannot be honoured (unknown job, another stage still running, ...)."""
 
 

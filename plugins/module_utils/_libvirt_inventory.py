@@ -26,6 +26,8 @@ import posixpath
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
+
 PLACEMENT_NAMESPACE = "urn:kvmops:rolling:placement:1"
 PLACEMENT_NAMESPACE_FAMILY = "urn:kvmops:rolling:placement:"
 PLACEMENT_ELEMENT = "placement"
@@ -123,7 +125,7 @@ _UNIT_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
 _MIB = 1024 * 1024
 
 
-class DomainXMLError(ValueError):
+class DomainXMLError(RollingError, ValueError):
     """The domain XML cannot be read (not XML, or no usable memory or vCPU figures)."""
 
 

@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Mapping, Optional
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import write_atomic
 
 MAINTENANCE_MARK = "maintenance.json"
@@ -30,15 +31,15 @@ JOURNAL_MARK = "last_run.json"
 LOCK_FLOCK = ".lock.flock"
 
 
-class MarkError(Exception):
+class MarkError(RollingError):
     """A mark exists but cannot be read or parsed: the state it records is unknown."""
 
 
-class LockLost(Exception):
+class LockLost(RollingError):
     """The run no longer holds the lock of the host's cluster: another run may be at work on it."""
 
 
-class StateDirError(Exception):
+class StateDirError(RollingError):
     """The state dir (or a dir in it) is one that someone else could have planted or could change."""
 
 

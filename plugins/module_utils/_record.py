@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     JOURNAL_MARK,
     MarkError,
@@ -132,7 +133,7 @@ def recorded_run_id(state_dir: str) -> Optional[str]:
     return (previous or {}).get("run_id")
 
 
-class RecordError(Exception):
+class RecordError(RollingError):
     """The host's record cannot be kept (the state dir is unfit, the disk full, ...)."""
 
 

@@ -18,6 +18,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._timing import MAX_SECONDS
 
 STAGES: Tuple[str, ...] = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
@@ -52,11 +53,11 @@ _OPERATOR_CHARS = ";&|<>()"
 _NOT_UTF8 = re.compile("[\ud800-\udfff]")
 
 
-class PayloadError(ValueError):
+class PayloadError(RollingError, ValueError):
     """The payload cannot be turned into argv words without a shell's help."""
 
 
-class ScriptLookupError(Exception):
+class ScriptLookupError(RollingError):
     """The hooks dir holds a stage script that must not be run, or several for one stage."""
 
 

@@ -76,6 +76,7 @@ msg:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import fail_from
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     CLUSTER_MARK,
     MarkError,
@@ -104,7 +105,7 @@ def main() -> None:
         previous = read_mark(state_dir, CLUSTER_MARK)
     except MarkError as exc:
         if params["state"] == "disabled" or not params["force"]:
-            module.fail_json(msg=str(exc))
+            fail_from(module, exc)
         previous = {"corrupt": True}
     ours = previous is not None and previous.get("run_id") == params["run_id"]
     lost = step_lock_lost(params, module.check_mode)
@@ -118,7 +119,7 @@ def main() -> None:
             try:
                 prepare_state_dir(state_dir)
             except StateDirError as exc:
-                module.fail_json(msg=str(exc))
+                fail_from(module, exc)
             write_mark(state_dir, CLUSTER_MARK, {"cluster": params["cluster"], "run_id": params["run_id"],
                                                  "since": time.time()})
         module.exit_json(changed=True, previous=previous, disabled=True,

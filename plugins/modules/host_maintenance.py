@@ -197,10 +197,10 @@ import traceback
 from typing import Any, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError, fail_from
 from ansible_collections.kvmops.rolling.plugins.module_utils._evacuation import (
     MAINTENANCE_ARGUMENT_SPEC,
     Evacuation,
-    EvacuationError,
     parse_moves,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
@@ -224,7 +224,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
 from ansible_collections.kvmops.rolling.plugins.module_utils._maintenance_mode import in_maintenance, leave_maintenance
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     MAINTENANCE_MARK,
-    MarkError,
     read_mark,
     remove_mark,
     step_lock_lost,
@@ -336,8 +335,8 @@ def main() -> None:
             result = dict(fields, status=status)
             if lost:
                 result.update(lock_lost=lost, msg="the evacuation was cancelled: %s; %s" % (lost, fields.get("msg")))
-    except (EvacuationError, JobError, MarkError) as exc:
-        module.fail_json(msg=str(exc), status="failed", in_maintenance=os.path.exists(
+    except RollingError as exc:
+        fail_from(module, exc, status="failed", in_maintenance=os.path.exists(
             os.path.join(params["state_dir"], MAINTENANCE_MARK)))
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.strerror, exc.filename or ""), status="failed",

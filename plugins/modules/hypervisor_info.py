@@ -297,6 +297,7 @@ import time
 from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError, fail_from
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
     HAS_LIBVIRT,
     LIBVIRT_IMPORT_ERROR,
@@ -311,7 +312,6 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     JOURNAL_MARK,
     LOCK_MARK,
     MAINTENANCE_MARK,
-    MarkError,
     lock_age,
     lock_renewed_at,
     read_mark,
@@ -366,7 +366,9 @@ def main() -> None:
         hypervisor.update(run_state(module.params["state_dir"]))
         if module.params["hooks_dir"]:
             hypervisor["stage_scripts"], hypervisor["stage_script_problems"] = stage_scripts(module.params["hooks_dir"])
-    except (RuntimeError, MarkError) as exc:
+    except RollingError as exc:
+        fail_from(module, exc)
+    except RuntimeError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, hypervisor=hypervisor)
 

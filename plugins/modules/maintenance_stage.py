@@ -290,14 +290,13 @@ import uuid
 from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     STAGE_ARGUMENT_SPEC,
     STATUS_FAILED,
     STATUS_RUNNING,
     STATUS_SKIPPED,
     STATUS_WOULD_RUN,
-    PayloadError,
-    ScriptLookupError,
     allowed_script_owners,
     checked_secret_env,
     mask_secrets,
@@ -450,7 +449,7 @@ def main() -> None:
             result = dict(fields, status=status)
             if lost:
                 result.update(lock_lost=lost, msg="the %s stage was cancelled: %s" % (params["stage"], lost))
-    except (ValueError, PayloadError, ScriptLookupError, JobError) as exc:
+    except (ValueError, RollingError) as exc:
         failure = str(exc)
     except OSError as exc:
         failure = "%s: %s%s" % (exc.strerror, exc.filename or "",

@@ -59,6 +59,7 @@ msg:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import fail_from
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import step_lock_lost
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import RecordError, keep_record, recorded_run_id
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR
@@ -80,7 +81,7 @@ def main() -> None:
         try:
             keep_record(params["state_dir"], params["run_id"], params["record"])
         except RecordError as exc:
-            module.fail_json(msg=str(exc))
+            fail_from(module, exc)
     module.exit_json(changed=True, previous_run_id=previous,
                      msg="record of run %s kept (status %s)" % (params["run_id"], params["record"].get("status")))
 

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     DEFAULT_HOOKS_DIR,
     DEFAULT_STATE_DIR,
@@ -33,7 +34,7 @@ _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
 
-class HostSettingsError(ValueError):
+class HostSettingsError(RollingError, ValueError):
     """A host variable of the wrong type or range; the message names every one of the host's problems."""
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Sequence
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     PayloadError,
     checked_secret_env,
@@ -34,7 +35,7 @@ RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 STRAY_EXTRA_VARS = "_raw_params"
 
 
-class ScopeError(ValueError):
+class ScopeError(RollingError, ValueError):
     """Bad input: the run must not start."""
 
 

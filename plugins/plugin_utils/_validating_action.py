@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 
 
 class ValidatingAction(ActionBase):
-    """Subclasses set ARGUMENT_SPEC and implement act(), whose result becomes the task's."""
+    """Subclasses set ARGUMENT_SPEC and implement act(), whose result becomes the task's; a RollingError it
+    raises fails the task with its message."""
 
     TRANSFERS_FILES = False
     ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {}
@@ -24,6 +27,9 @@ class ValidatingAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
-        result.update(self.act(args, task_vars))
+        try:
+            result.update(self.act(args, task_vars))
+        except RollingError as exc:  # the collection's one way for an action to fail from its errors
+            raise AnsibleActionFail(str(exc))
         result.setdefault("changed", False)
         return result
