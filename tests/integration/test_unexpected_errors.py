@@ -23,9 +23,9 @@ pytestmark = pytest.mark.lab
 COLLECTION_PARTS = ("galaxy.yml", "meta", "plugins", "roles", "playbooks")
 
 
-def collection_with_a_failing_task(base: Path, tasks_file: str, when: str, at_end: bool) -> Path:
-    """A copy of the collection in which TASKS_FILE of the role starts (or ends, AT_END) with a task that fails
-    when WHEN holds; returns its collections path."""
+def collection_with_failing_tasks(base: Path, faults: List[Tuple[str, str, bool]]) -> Path:
+    """A copy of the collection in which, for each (TASKS_FILE, WHEN, AT_END) of FAULTS, that task file of the role
+    starts (or ends, AT_END) with a task that fails when WHEN holds; returns its collections path."""
     root = base / "collections"
     copy = root / "ansible_collections" / "kvmops" / "rolling"
     copy.mkdir(parents=True)
@@ -35,30 +35,33 @@ def collection_with_a_failing_task(base: Path, tasks_file: str, when: str, at_en
             shutil.copytree(source, copy / part)
         else:
             shutil.copy2(source, copy / part)
-    path = copy / "roles" / "rolling_maintenance" / "tasks" / tasks_file
-    body = path.read_text()
-    assert body.startswith("---\n"), path
-    failing = ("- name: A task that fails where nothing may\n  ansible.builtin.fail:\n    msg: injected fault\n"
-               "  when: %s\n" % when)
-    path.write_text(body.rstrip("\n") + "\n\n" + failing if at_end else "---\n" + failing + body[4:])
+    for tasks_file, when, at_end in faults:
+        path = copy / "roles" / "rolling_maintenance" / "tasks" / tasks_file
+        body = path.read_text()
+        assert body.startswith("---\n"), path
+        failing = ("- name: A task that fails where nothing may\n  ansible.builtin.fail:\n    msg: injected fault\n"
+                   "  when: %s\n" % when)
+        path.write_text(body.rstrip("\n") + "\n\n" + failing if at_end else "---\n" + failing + body[4:])
     return root
 
 
-# (task file, when it fails, at its end, where): each point leaves something the finish must undo.
-POINTS: Dict[str, Tuple[str, str, bool, str]] = {
+# ([(task file, when it fails, at its end)], where): each point leaves something the finish must undo.
+POINTS: Dict[str, Tuple[List[Tuple[str, str, bool]], str]] = {
     # Every lock just taken, nothing else done yet.
-    "claim": ("claim.yml", "true", True, "localhost"),
+    "claim": ([("claim.yml", "true", True)], "localhost"),
     # PreFlight ran in parallel on every host of the scope: after it, one of them fails.
-    "preflight": ("preflight.yml", "inventory_hostname == 'hv2'", True, "hv2"),
-    # hv2 evacuated and its cluster disabled; leaving maintenance fails, and so does the retry in the rescue.
-    "leave": ("leave.yml", "inventory_hostname == 'hv2'", False, "hv2"),
+    "preflight": ([("preflight.yml", "inventory_hostname == 'hv2'", True)], "hv2"),
+    # hv2 evacuated and its cluster disabled; its Maintenance stage fails before it runs (so it never leaves
+    # maintenance with it), and leaving maintenance in the rescue fails too.
+    "leave": ([("helpers/stage.yml", "inventory_hostname == 'hv2' and rm_stage == 'Maintenance'", False),
+               ("helpers/leave.yml", "inventory_hostname == 'hv2'", False)], "hv2"),
 }
 
 
 @pytest.mark.parametrize("point", list(POINTS))
 def test_an_unexpected_error_still_ends_through_the_finish(scenario: Run, point: str) -> None:
-    tasks_file, when, at_end, where = POINTS[point]
-    collections = collection_with_a_failing_task(scenario.dir, tasks_file, when, at_end)
+    faults, where = POINTS[point]
+    collections = collection_with_failing_tasks(scenario.dir, faults)
     scenario.hooks(C1)
     playbook = collections / "ansible_collections" / "kvmops" / "rolling" / "playbooks" / "rolling_maintenance.yml"
     scenario.completed = scenario.lab.playbook(playbook, *scenario.run_vars(), "-e", "rm_clusters=c1",
