@@ -39,6 +39,8 @@ PREFLIGHT_NO_MAINTENANCE = NO_MAINTENANCE_REASONS["PreFlight"]
 #   critical     a guest runs on two hosts: the host is failed, and the run aborts even when forced
 #   lost_lock    the run no longer holds its lock: the host is failed, and the run aborts even when forced
 OUTCOME_KINDS = ("updated", "skip", "failure", "postfailure", "critical", "lost_lock")
+# The reason of a lost_lock outcome, around why the lock is lost (the report's first line quotes it).
+LOST_LOCK_REASON = "this run no longer holds its lock, so it stopped: %s"
 
 # The options of the modules whose step changes the host's record.
 RECORD_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"record": {"type": "dict"},
@@ -93,6 +95,8 @@ def closed_record(record: Mapping[str, Any], kind: str, stage: str, reason: str,
     end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if kind == "updated":
         return dict(record, status="planned" if check_mode else "updated", end=end)
+    if kind == "lost_lock":
+        reason = LOST_LOCK_REASON % reason
     return dict(record, status="skipped" if kind == "skip" else "failed", kind=kind, stage=stage, reason=reason,
                 end=end, aborts_run=outcome_aborts_run(kind, forced))
 

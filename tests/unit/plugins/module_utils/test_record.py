@@ -109,6 +109,9 @@ def test_a_closed_record_says_how_and_where_the_turn_ended() -> None:
     assert closed_record(OPEN, "skip", "Maintenance", "none", False, False)["status"] == "skipped"
     assert closed_record(OPEN, "updated", "PostMaintenance", "", False, False)["status"] == "updated"
     assert closed_record(OPEN, "updated", "PostMaintenance", "", False, True)["status"] == "planned"
+    lost = closed_record(OPEN, "lost_lock", "Maintenance", "taken over by run B", forced=True, check_mode=False)
+    assert lost["reason"] == "this run no longer holds its lock, so it stopped: taken over by run B"
+    assert lost["aborts_run"]
     with pytest.raises(ValueError, match="unknown outcome 'done'"):
         closed_record(OPEN, "done", "PostMaintenance", "", False, False)
 
