@@ -227,8 +227,18 @@ def outcome_words(action: str, label: str, result: Mapping[str, Any], seconds: O
             return "%s failed%s%s" % (label, seconds_words(seconds, True), ": %s" % msg if msg else ""), TONE_ERROR
         return "%s done%s" % (label, seconds_words(seconds)), TONE_OK
     if action == STAGE_ACTION:
-        return _stage_words(label, status, result, msg, seconds, event)
+        words, tone = _stage_words(label, status, result, msg, seconds, event)
+        return _with_leaving_words(words, tone, result.get("left_maintenance"))
     return _maintenance_words(label, status, result, msg, seconds, event)
+
+
+def _with_leaving_words(words: str, tone: str, left: Any) -> Tuple[str, str]:
+    """A Maintenance stage whose last call took the host out of maintenance (leave_maintenance) says so."""
+    if not isinstance(left, Mapping):
+        return words, tone
+    if left.get("status") == "ok" and not left.get("in_maintenance"):
+        return "%s; the host left maintenance" % words, tone
+    return "%s; leaving maintenance failed: %s" % (words, _one_line(left.get("msg"))), TONE_ERROR
 
 
 def _stage_words(label: str, status: str, result: Mapping[str, Any], msg: str, seconds: Optional[float],

@@ -83,8 +83,7 @@ def test_progress_lines_in_order_and_the_report_last(
     for index, host in enumerate(C2[:2], 1):
         assert_sequence(host_lines(middle, host, "%d/3" % index),
                         stage_patterns("PreMaintenance") + ["evacuation started", MOVED]
-                        + stage_patterns("Maintenance")
-                        + ["leaving maintenance started", "leaving maintenance ok " + SECONDS]
+                        + stage_patterns("Maintenance", "ok %s; the host left maintenance" % SECONDS)
                         + stage_patterns("PostMaintenance") + [r"updated \(%d of 3 hosts done\)" % index])
     # hv6 needs no maintenance: nothing is announced after its PreMaintenance stage.
     assert_sequence(host_lines(middle, "hv6", "3/3"),

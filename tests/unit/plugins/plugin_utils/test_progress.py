@@ -192,6 +192,16 @@ def test_stage_outcomes(result: Dict[str, Any], seconds: Any, event: str, expect
     assert outcome_words(STAGE_ACTION, "PreMaintenance stage", result, seconds, event) == (expected, tone)
 
 
+def test_a_maintenance_stage_that_left_maintenance_says_so() -> None:
+    left = {"status": "ok", "in_maintenance": False, "msg": "the host left maintenance (it was in maintenance ...)"}
+    assert outcome_words(STAGE_ACTION, "Maintenance stage", {"status": "ok", "left_maintenance": left}, 1.04) == \
+        ("Maintenance stage ok in 1.0 s; the host left maintenance", TONE_OK)
+    stuck = {"status": "failed", "in_maintenance": True, "msg": "the evacuation r.evacuation.1 still runs"}
+    assert outcome_words(STAGE_ACTION, "Maintenance stage", {"status": "ok", "left_maintenance": stuck}, 1.04) == \
+        ("Maintenance stage ok in 1.0 s; leaving maintenance failed: the evacuation r.evacuation.1 still runs",
+         TONE_ERROR)
+
+
 def test_a_long_message_stays_on_one_short_line() -> None:
     words, _tone = outcome_words(STAGE_ACTION, "Maintenance stage", {"status": "failed", "msg": "x" * 1000}, 1.0)
     assert "\n" not in words and len(words) < 400 and words.endswith("...")
