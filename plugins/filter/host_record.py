@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import closed_record as _closed_record
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import record_after_stage as _record_after_stage
 
@@ -16,14 +17,16 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._record import reco
 def closed_record(record: Mapping[str, Any], kind: str, stage: str, reason: str, forced: bool = False,
                   check_mode: bool = False) -> Dict[str, Any]:
     try:
-        return _closed_record(record, kind, stage, reason, bool(forced), bool(check_mode))
+        return _closed_record(record, kind, stage, reason, boolean(forced, strict=False),
+                              boolean(check_mode, strict=False))
     except ValueError as exc:
         raise AnsibleFilterError("closed_record: %s" % exc)
 
 
 def record_after_stage(record: Mapping[str, Any], stage: str, result: Mapping[str, Any], forced: bool = False,
                        check_mode: bool = False) -> Dict[str, Any]:
-    return _record_after_stage(record, stage, result, bool(forced), bool(check_mode))
+    # forced comes as typed (-e rm_forced=false is the string "false"): Ansible's boolean, as the modules take it.
+    return _record_after_stage(record, stage, result, boolean(forced, strict=False), boolean(check_mode, strict=False))
 
 
 class FilterModule:

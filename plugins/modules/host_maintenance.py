@@ -342,7 +342,9 @@ def main() -> None:
         module.fail_json(msg="%s: %s" % (exc.strerror, exc.filename or ""), status="failed",
                          exception=traceback.format_exc())
     result.setdefault("in_maintenance", in_maintenance(params["state_dir"]))
-    if params["state"] == "present" and params["record"] is not None and not result.get("lock_lost"):
+    if params["state"] == "present" and params["record"] is not None and not result.get("lock_lost") \
+            and not (params["_mode"] == "cancel" and step_lock_lost(params, module.check_mode)):
+        # A cancel is never refused, but keeps the record only while the run holds the lock.
         result.update(record_kept_at_step_end(params["state_dir"], params["run_id"], result["status"],
                                               record_after_evacuation(params["record"], result, params["forced"],
                                                                       module.check_mode),

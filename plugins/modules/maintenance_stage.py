@@ -467,7 +467,9 @@ def main() -> None:
             result[key] = mask_secrets(result[key], secrets)
     if params["leave_maintenance"] and result["status"] != STATUS_RUNNING:
         result["left_maintenance"] = left_maintenance_at_stage_end(params["state_dir"], module.check_mode)
-    if params["record"] is not None and not result.get("lock_lost"):
+    if params["record"] is not None and not result.get("lock_lost") \
+            and not (params["_mode"] == "cancel" and step_lock_lost(params, module.check_mode)):
+        # A cancel is never refused, but keeps the record only while the run holds the lock.
         result.update(record_kept_at_step_end(params["state_dir"], params["run_id"], result["status"],
                                               record_after_stage(params["record"], params["stage"], result,
                                                                  params["forced"], module.check_mode),

@@ -95,7 +95,9 @@ class HostJobAction(ValidatingAction):
                         outcome = driver.run()
                 except KeyboardInterrupt:
                     # The driver cancelled the job on the host; the run goes on to clean up after it.
+                    # The host kept its record with the job's own end; the run's says cancelled: keep it again.
                     outcome = dict(driver.cancel_result or {}, status="cancelled", failed=True, interrupted=True,
+                                   record_kept=False,
                                    msg="interrupted by the operator (Ctrl-C): the %s was cancelled (%s)"
                                        % (name, (driver.cancel_result or {}).get("msg", "no answer from the host")))
         finally:
