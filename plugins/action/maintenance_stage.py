@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from ansible_collections.kvmops.rolling.plugins.module_utils._hypervisor import READ_HYPERVISOR_ARGUMENT_SPEC
 from ansible_collections.kvmops.rolling.plugins.module_utils._maintenance_mode import LEAVE_ARGUMENT_SPEC
 from ansible_collections.kvmops.rolling.plugins.module_utils._record import (
     RECORD_ARGUMENT_SPEC,
@@ -24,7 +25,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._host_job_action im
 
 class ActionModule(HostJobAction):
     MODULE = "kvmops.rolling.maintenance_stage"
-    ARGUMENT_SPEC = dict(STAGE_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC, **LEAVE_ARGUMENT_SPEC)
+    ARGUMENT_SPEC = dict(STAGE_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC, **LEAVE_ARGUMENT_SPEC, **READ_HYPERVISOR_ARGUMENT_SPEC)
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
     def check_arguments(self, args: Dict[str, Any]) -> None:

@@ -293,28 +293,15 @@ hypervisor:
       sample: ["/etc/kvm-rolling-maintenance/hooks/Maintenance is not executable (mode 0644); chmod 0755 it"]
 """
 
-import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError, fail_from
+from ansible_collections.kvmops.rolling.plugins.module_utils._hypervisor import hypervisor
 from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt import (
     HAS_LIBVIRT,
     LIBVIRT_IMPORT_ERROR,
     LIBVIRT_REQUIREMENT,
-    libvirt_error_message,
-    open_connection,
-)
-from ansible_collections.kvmops.rolling.plugins.module_utils._libvirt_inventory import gather
-from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import JobStore, current_boot_id
-from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
-    CLUSTER_MARK,
-    JOURNAL_MARK,
-    LOCK_MARK,
-    MAINTENANCE_MARK,
-    lock_age,
-    lock_renewed_at,
-    read_mark,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR, stage_scripts
 
@@ -326,51 +313,19 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 }
 
 
-def inventory(uri: str, shared_storage_paths: List[str]) -> Dict[str, Any]:
-    """gather() over a read-only connection; raises RuntimeError with an operator's message on failure."""
-    doing = "connecting to libvirt"
-    conn = None
-    try:
-        conn = open_connection(uri, readonly=True)
-        doing = "reading the node and its domains"
-        return gather(conn, shared_storage_paths)
-    except Exception as exc:  # libvirt.libvirtError mostly; the message says what failed, where and why
-        raise RuntimeError(libvirt_error_message(exc, doing, uri=uri)) from exc
-    finally:
-        if conn is not None:
-            conn.close()
-
-
-def run_state(state_dir: str) -> Dict[str, Any]:
-    """What runs left on the host: marks, the lock with its age, the last run's record, jobs still running."""
-    lock = read_mark(state_dir, LOCK_MARK)
-    if lock is not None:
-        lock["age"] = lock_age(state_dir)
-        lock["renewed_at"] = lock_renewed_at(state_dir)
-    now = time.time()
-    running = [{"job_id": job["job_id"], "run_id": job.get("run_id", ""), "label": job.get("label", ""),
-                "elapsed": round(now - job.get("created_at", now), 1),
-                "timeout": job.get("stage_timeout") or job.get("timeout")}
-               for job in JobStore(state_dir).running_jobs(current_boot_id())]
-    return {"maintenance": read_mark(state_dir, MAINTENANCE_MARK), "cluster_mark": read_mark(state_dir, CLUSTER_MARK),
-            "lock": lock, "last_run": read_mark(state_dir, JOURNAL_MARK), "running_jobs": running,
-            "job_run_ids": JobStore(state_dir).run_ids()}
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib(LIBVIRT_REQUIREMENT), exception=LIBVIRT_IMPORT_ERROR)
     try:
-        hypervisor = inventory(module.params["uri"], module.params["shared_storage_paths"] or [])
-        hypervisor.update(run_state(module.params["state_dir"]))
+        facts = hypervisor(module.params["uri"], module.params["shared_storage_paths"] or [], module.params["state_dir"])
         if module.params["hooks_dir"]:
-            hypervisor["stage_scripts"], hypervisor["stage_script_problems"] = stage_scripts(module.params["hooks_dir"])
+            facts["stage_scripts"], facts["stage_script_problems"] = stage_scripts(module.params["hooks_dir"])
     except RollingError as exc:
         fail_from(module, exc)
     except RuntimeError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, hypervisor=hypervisor)
+    module.exit_json(changed=False, hypervisor=facts)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,26 @@ options:
         C(Maintenance) stage of a host in maintenance, which leaves it next.
     type: bool
     default: false
+  read_hypervisor:
+    description:
+      - When the stage has ended and succeeded, read the host as M(kvmops.rolling.hypervisor_info) does, in the same
+        call, and return it as RV(hypervisor). For the C(PreMaintenance) stage, after which the run checks again on
+        fresh libvirt data that the host can be evacuated.
+    type: dict
+    suboptions:
+      uri:
+        description: The libvirt connection URI.
+        type: str
+        default: qemu:///system
+      shared_storage_paths:
+        description: As M(kvmops.rolling.hypervisor_info)'s O(kvmops.rolling.hypervisor_info#module:shared_storage_paths).
+        type: list
+        elements: path
+        default: []
+      timeout:
+        description: Seconds libvirt gets to answer; past them the host counts as unreadable (RV(hypervisor_error)).
+        type: int
+        default: 120
   rebooted_ok:
     description:
       - Whether a host reboot during the stage counts as success.
@@ -160,6 +180,14 @@ left_maintenance:
     msg:
       description: What happened.
       type: str
+hypervisor:
+  description: With O(read_hypervisor), the host as M(kvmops.rolling.hypervisor_info) returns it (its RV(kvmops.rolling.hypervisor_info#module:hypervisor)).
+  returned: when O(read_hypervisor) was given and the stage ended and succeeded, and the host could be read
+  type: dict
+hypervisor_error:
+  description: With O(read_hypervisor), why the host could not be read.
+  returned: when O(read_hypervisor) was given and the stage ended and succeeded, and the host could not be read
+  type: str
 record:
   description: The host's record (option O(record)) with the stage's summary under C(stages), closed when the
     result ends the host's turn (see O(record)).
@@ -306,6 +334,10 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
     stage_succeeded,
     validate_timing,
 )
+from ansible_collections.kvmops.rolling.plugins.module_utils._hypervisor import (
+    READ_HYPERVISOR_ARGUMENT_SPEC,
+    hypervisor_at_stage_end,
+)
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import (
     JOB_ARGUMENT_SPEC,
     JobError,
@@ -419,7 +451,8 @@ def run_script(module: AnsibleModule, job_id: str, script: str, script_fd: int,
 
 def main() -> None:
     module = AnsibleModule(argument_spec=dict(STAGE_ARGUMENT_SPEC, **JOB_ARGUMENT_SPEC, **RECORD_ARGUMENT_SPEC,
-                                              **LEAVE_ARGUMENT_SPEC), supports_check_mode=True)
+                                              **LEAVE_ARGUMENT_SPEC, **READ_HYPERVISOR_ARGUMENT_SPEC),
+                           supports_check_mode=True)
     params = module.params
     params["run_id"] = params["run_id"] or uuid.uuid4().hex[:12]
     job_id = params["_job_id"] or "%s.%s.%s" % (params["run_id"], params["stage"], uuid.uuid4().hex[:8])
@@ -465,6 +498,8 @@ def main() -> None:
     for key in ("stdout_tail", "stderr_tail", "msg"):
         if isinstance(result.get(key), str):
             result[key] = mask_secrets(result[key], secrets)
+    if result["succeeded"] and result["status"] != STATUS_RUNNING:
+        result.update(hypervisor_at_stage_end(params["read_hypervisor"], params["state_dir"]))
     if params["leave_maintenance"] and result["status"] != STATUS_RUNNING:
         result["left_maintenance"] = left_maintenance_at_stage_end(params["state_dir"], module.check_mode)
     if params["record"] is not None and not result.get("lock_lost") \

@@ -89,12 +89,20 @@ def plan_scope(scope: Sequence[str], inventory: Sequence[str], host_vars: Callab
             "feasible": not problems, "lines": plan_lines(ordered, cluster_of, moves, problems, skips)}
 
 
+def recheck_first_reads(host: str, planned_moves: Sequence[Mapping[str, str]], host_read: bool) -> List[str]:
+    """What the capacity re-check before ``host``'s evacuation reads first: the targets its plan moves guests to,
+    and the host itself unless its PreMaintenance stage read it as it ended (``host_read``: no connection more)."""
+    targets = [move["target"] for move in planned_moves]
+    return list(dict.fromkeys(([] if host_read else [host]) + targets))
+
+
 def plan_recheck(host: str, fresh: Sequence[str], inventory: Sequence[str],
                  host_vars: Callable[[str], Mapping[str, Any]], facts: Callable[[str], Optional[Mapping[str, Any]]],
                  gather_errors: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
-    """The capacity re-check before ``host``'s evacuation, on the hosts just read again (``fresh``): the plan of
-    the host with only those as targets, and ``read_again``, the hosts to read before planning it once more
-    (members_to_read_again)."""
+    """The capacity re-check before ``host``'s evacuation, on the hosts just read again (``fresh``; the host
+    itself always is: recheck_first_reads): the plan of the host with only those as targets, and
+    ``read_again``, the hosts to read before planning it once more (members_to_read_again)."""
+    fresh = [host] + [name for name in fresh if name != host]
     plan = plan_scope([host], inventory, host_vars, lambda name: facts(name) if name in fresh else None,
                       gather_errors)
     return dict(plan, read_again=members_to_read_again(host, plan, fresh, inventory, host_vars))

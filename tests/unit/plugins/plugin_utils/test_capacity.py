@@ -10,6 +10,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._capacity import (
     expected_skip,
     members_to_read_again,
     plan_recheck,
+    recheck_first_reads,
     plan_scope,
 )
 
@@ -141,3 +142,16 @@ def test_a_host_without_running_guests_is_rechecked_on_itself_alone() -> None:
 def test_a_host_still_failing_once_every_member_was_read_reads_nothing_more() -> None:
     assert members_to_read_again("a1", {"problems": {"a1": "no room"}}, ["a1", "a2", "a3"], list(RECHECK_HOSTS),
                                  RECHECK_HOSTS.__getitem__) == []
+
+
+def test_the_recheck_reads_the_planned_targets_first_and_the_host_unless_premaintenance_read_it() -> None:
+    moves = [{"vm": "web1", "target": "a3"}, {"vm": "db1", "target": "a2"}, {"vm": "web2", "target": "a3"}]
+    assert recheck_first_reads("a1", moves, host_read=False) == ["a1", "a3", "a2"]
+    assert recheck_first_reads("a1", moves, host_read=True) == ["a3", "a2"]
+    assert recheck_first_reads("a1", [], host_read=True) == []
+
+
+def test_the_host_itself_is_fresh_in_its_recheck_when_its_stage_read_it() -> None:
+    # PreMaintenance read a1 (not in the list of hosts read): its fresh guest web1 still goes to a2.
+    result = recheck(["a2"], {"a1": facts(domain("web1")), "a2": facts(), "a3": facts(domain("x", 6000))})
+    assert result["feasible"] and [move["target"] for move in result["moves"]["a1"]] == ["a2"]
