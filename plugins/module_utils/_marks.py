@@ -177,6 +177,19 @@ def keep_lock(state_dir: str, run_id: str) -> str:
     return ""
 
 
+def release_lock(state_dir: str, run_id: str, check_mode: bool) -> Optional[Dict[str, Any]]:
+    """Release the lock ``run_id`` holds on this host, under the lock flock; returns the lock found (None when
+    there was none), which is left alone when another run holds it. Nothing is written in check mode, not even
+    the flock file."""
+    if check_mode or not os.path.isdir(state_dir):
+        return read_mark(state_dir, LOCK_MARK)
+    with lock_guard(state_dir):
+        lock = read_mark(state_dir, LOCK_MARK)
+        if lock is not None and lock.get("run_id") == run_id:
+            remove_mark(state_dir, LOCK_MARK)
+    return lock
+
+
 def step_lock_lost(params: Mapping[str, Any], check_mode: bool) -> str:
     """Before a host step of a run that holds the lock (``holds_lock``): renew it, and say why the step must not go on
     when the run no longer holds it. "" otherwise, and always in check mode (a check run takes no lock)."""

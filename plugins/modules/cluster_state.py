@@ -41,6 +41,14 @@ options:
     description: With O(state=enabled), remove a mark written by another run too.
     type: bool
     default: false
+  release_lock:
+    description:
+      - With O(state=enabled), also release the lock O(run_id) holds on the host, as M(kvmops.rolling.run_lock) with
+        O(kvmops.rolling.run_lock#module:state=absent) does, in the same call. For the end of a cluster the run is
+        done with. Another run's lock is left alone.
+      - With O(holds_lock), a run that no longer holds the lock changes nothing.
+    type: bool
+    default: false
 notes:
   - Supports check mode; then nothing is written and the result says what would change.
 """
@@ -67,6 +75,10 @@ disabled:
   description: Whether the host's cluster is marked disabled after the task.
   returned: always
   type: bool
+released:
+  description: With O(release_lock), whether the run's lock on the host was released.
+  returned: when O(release_lock) is true and the run did not lose its lock
+  type: bool
 msg:
   description: What happened.
   returned: always
@@ -84,6 +96,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     prepare_state_dir,
     step_lock_lost,
     read_mark,
+    release_lock,
     remove_mark,
     write_mark,
 )
@@ -96,6 +109,7 @@ def main() -> None:
         "cluster": {"type": "str", "required": True},
         "run_id": {"type": "str", "required": True},
         "force": {"type": "bool", "default": False},
+        "release_lock": {"type": "bool", "default": False},
         "state_dir": {"type": "path", "default": DEFAULT_STATE_DIR},
         "holds_lock": {"type": "bool", "default": False},
     }, supports_check_mode=True)
@@ -125,15 +139,26 @@ def main() -> None:
         module.exit_json(changed=True, previous=previous, disabled=True,
                          msg="cluster %s disabled by run %s" % (params["cluster"], params["run_id"]))
     if previous is None:
-        module.exit_json(changed=False, previous=None, disabled=False, msg="the cluster was not disabled")
-    if not ours and not params["force"]:
-        module.exit_json(changed=False, previous=previous, disabled=True,
-                         msg="left disabled: run %s disabled it, not run %s" % (previous.get("run_id"), params["run_id"]))
-    if not module.check_mode:
-        remove_mark(state_dir, CLUSTER_MARK)
-    module.exit_json(changed=True, previous=previous, disabled=False,
-                     msg="cluster %s enabled again" % params["cluster"])
-
+        result = {"changed": False, "previous": None, "disabled": False, "msg": "the cluster was not disabled"}
+    elif not ours and not params["force"]:
+        result = {"changed": False, "previous": previous, "disabled": True,
+                  "msg": "left disabled: run %s disabled it, not run %s" % (previous.get("run_id"), params["run_id"])}
+    else:
+        if not module.check_mode:
+            remove_mark(state_dir, CLUSTER_MARK)
+        result = {"changed": True, "previous": previous, "disabled": False,
+                  "msg": "cluster %s enabled again" % params["cluster"]}
+    if params["release_lock"]:
+        try:
+            lock = release_lock(state_dir, params["run_id"], module.check_mode)
+        except OSError as exc:
+            module.fail_json(msg="%s; the lock of %s could not be released: %s" % (result["msg"], state_dir,
+                                                                                 exc.strerror), **result)
+        result["released"] = lock is not None and lock.get("run_id") == params["run_id"]
+        result["changed"] = result["changed"] or result["released"]
+        if result["released"]:
+            result["msg"] += "; the run's lock released"
+    module.exit_json(**result)
 
 if __name__ == "__main__":
     main()

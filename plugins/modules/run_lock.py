@@ -168,8 +168,8 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     lock_guard,
     lock_renewed_at,
     prepare_state_dir,
+    release_lock,
     read_mark,
-    remove_mark,
     write_mark,
 )
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import DEFAULT_STATE_DIR, STATUS_RUNNING
@@ -213,8 +213,6 @@ def release(module: AnsibleModule, previous: Optional[Dict[str, Any]]) -> Dict[s
         return {"changed": False, "held": False,
                 "msg": "run %s holds no lock here%s" % (params["run_id"], "" if previous is None else
                                                         " (run %s does; left alone)" % previous.get("run_id"))}
-    if not module.check_mode:
-        remove_mark(params["state_dir"], LOCK_MARK)
     return {"changed": True, "held": False, "msg": "run %s released the lock of cluster %s"
             % (params["run_id"], params["cluster"])}
 
@@ -273,6 +271,9 @@ def main() -> None:
             if act is renew:  # keep_lock holds the flock itself
                 previous = read_mark(state_dir, LOCK_MARK)
                 result = renew(module, previous)
+            elif act is release:  # so does release_lock
+                previous = release_lock(state_dir, module.params["run_id"], check_mode=False)
+                result = release(module, previous)
             else:
                 with lock_guard(state_dir):
                     previous = read_mark(state_dir, LOCK_MARK)

@@ -13,7 +13,7 @@ from typing import Dict, List
 import pytest
 
 from labtools import Lab, wait_until
-from runtools import ALL, C1, STAGES, Run
+from runtools import ALL, C1, STAGES, Run, wait_for_file
 from test_resume import TAKER_TIMING, WAIT_SECONDS, held_hook, release
 
 pytestmark = pytest.mark.lab
@@ -96,6 +96,37 @@ def test_two_runs_over_disjoint_clusters_from_two_controllers_both_succeed(scena
     assert [entry["host"] for entry in second["hosts_updated"]] == C2
     for host in ALL:
         assert scenario.stages_run(host) == list(STAGES), host
+
+
+def test_a_cluster_the_run_is_done_with_is_free_for_another_run_at_once(scenario: Run, lab: Lab,
+                                                                       tmp_path: Path) -> None:
+    """The run over z1 enables c1 again after its last host and releases c1's locks in the same call: while it
+    works on c2 (hv4's PreMaintenance waits), c1's hosts hold no lock and no mark, c2's hold the run's lock, and a
+    run from another controller maintains c1."""
+    paused, proceed = scenario.dir / "hv4-paused", scenario.dir / "proceed"
+    scenario.hooks(ALL, {("hv4", "PreMaintenance"): "touch %s\n%s" % (paused, wait_for_file(proceed))})
+    first = scenario.start("-e", "rm_zones=z1")
+    try:
+        wait_until(paused.exists, "hv4's PreMaintenance", limit=300, process=first)
+        files = {host: sorted(path.name for path in lab.state_dir(host).glob("*.json")) for host in ALL}
+        locks = {host: json.loads((lab.state_dir(host) / "lock.json").read_text())["run_id"] for host in C2}
+        other_dir = tmp_path / "other"
+        other_dir.mkdir()
+        other = Run(lab, other_dir)
+        other.log = scenario.log
+        second = other.play_from_controller("awx-pod-2", "-e", "rm_clusters=c1")
+    finally:
+        proceed.touch()
+    report = scenario.wait(first)
+    assert first.returncode == 0, (scenario.dir / "background-run.log").read_text()[-5000:]
+    for host in C1:
+        assert "lock.json" not in files[host] and "cluster.json" not in files[host], files
+    assert len(set(locks.values())) == 1 and all("cluster.json" in files[host] for host in C2), (locks, files)
+    assert other.completed.returncode == 0, other.output[-5000:]
+    assert [entry["host"] for entry in second["hosts_updated"]] == C1
+    assert [entry["host"] for entry in report["hosts_updated"]] == ALL
+    for host in ALL:
+        assert not (lab.state_dir(host) / "lock.json").exists(), host
 
 
 def test_a_takeover_is_refused_on_a_host_whose_lock_was_renewed_after_it_was_judged(lab: Lab, tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._marks import (
     LOCK_MARK,
     keep_lock,
     lock_age,
+    read_mark,
+    release_lock,
     step_lock_lost,
     write_mark,
 )
@@ -60,3 +62,16 @@ def test_a_step_checks_the_lock_only_for_a_run_that_holds_one_and_never_in_check
     assert step_lock_lost(params, check_mode=False).startswith("the lock of cluster c1 was taken over by run theirs")
     assert step_lock_lost(params, check_mode=True) == ""
     assert step_lock_lost(dict(params, holds_lock=False), check_mode=False) == ""
+
+
+def test_releasing_removes_only_the_runs_own_lock_and_nothing_in_check_mode(tmp_path: Path) -> None:
+    held_by(tmp_path, "theirs")
+    assert (release_lock(str(tmp_path), "mine", check_mode=False) or {})["run_id"] == "theirs"
+    assert (read_mark(str(tmp_path), LOCK_MARK) or {})["run_id"] == "theirs"  # left alone
+    held_by(tmp_path, "mine")
+    assert (release_lock(str(tmp_path), "mine", check_mode=True) or {})["run_id"] == "mine"
+    assert read_mark(str(tmp_path), LOCK_MARK) is not None
+    assert (release_lock(str(tmp_path), "mine", check_mode=False) or {})["run_id"] == "mine"
+    assert read_mark(str(tmp_path), LOCK_MARK) is None
+    assert release_lock(str(tmp_path), "mine", check_mode=False) is None
+    assert release_lock(str(tmp_path / "gone"), "mine", check_mode=False) is None
