@@ -452,6 +452,10 @@ def test_an_unsafe_state_dir_is_refused_and_nothing_is_written_through_it(scenar
         assert "the state dir %s %s: anyone who controls it can forge job results; remove it" % (
             state_dir, problem) in scenario.output, scenario.output[-3000:]
         assert report["hosts_updated"] == [] and scenario.events() == [], report["details"]
+        # hv2 refused its lock: the run refused to start, and the finish released the locks of hv1 and hv3.
+        assert report["details"].startswith("aborted: refused to start, nothing was done: hv2: the state dir %s %s"
+                                            % (state_dir, problem)), report["details"]
+        assert all(not (scenario.lab.state_dir(host) / name / "lock.json").exists() for host in ("hv1", "hv3"))
         # No lock, no job, no record in it (for the symlink: where it points).
         assert list(planted.iterdir()) == [] and list(elsewhere.iterdir()) == []
     finally:
