@@ -34,6 +34,7 @@ STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
 # Where the lab hosts see their hooks dir (the role's default rm_hooks_dir).
 HOOKS_ON_HOST = "/etc/kvm-rolling-maintenance/hooks"
 VIRSH = ("virsh", "-c", "qemu:///system")
+HOST_PLAY = "Rolling maintenance | one host at a time, cluster after cluster"
 
 
 def naive_playbook(path: Path) -> Path:
@@ -85,6 +86,7 @@ def main() -> None:
                 walls: Dict[str, List[float]] = {"naive": [], "rolling": []}
                 tasks: Dict[Tuple[str, str], List[float]] = {}
                 plays: Dict[str, List[float]] = {}
+                host_play_tasks: List[int] = []  # task starts in the serial host play, one per host each
                 for index in range(args.rounds):
                     walls["naive"].append(timed(lab, naive, env={}))
                     out = work / ("tasks-%d-%d.json" % (ping, index))
@@ -93,9 +95,12 @@ def main() -> None:
                     walls["rolling"].append(timed(lab, rolling, "-e", "rm_zones=z1", "-e", "rm_ping_interval=%d" % ping,
                                                   "-e", "rm_report_path=%s" % (work / "report.json"), env=env))
                     round_plays: Dict[str, float] = {}
-                    for play, task, seconds, _runs in json.loads(out.read_text()):
+                    started = 0
+                    for play, task, seconds, runs in json.loads(out.read_text()):
                         tasks.setdefault((play, task), []).append(seconds)
                         round_plays[play] = round_plays.get(play, 0.0) + seconds
+                        started += runs if play == HOST_PLAY else 0
+                    host_play_tasks.append(started)
                     for play, seconds in round_plays.items():
                         plays.setdefault(play, []).append(seconds)
                 naive_s, rolling_s = statistics.median(walls["naive"]), statistics.median(walls["rolling"])
@@ -106,6 +111,8 @@ def main() -> None:
                 print("| rolling maintenance run, median (all) | %.1f s (%s) |"
                       % (rolling_s, ", ".join("%.1f" % wall for wall in walls["rolling"])))
                 print("| ratio rolling / naive | %.2f |" % (rolling_s / naive_s))
+                print("| tasks per host in the host play (included files and skipped tasks count) | %.1f |"
+                      % (statistics.median(host_play_tasks) / len(lab.hosts)))
                 print("\n| play | seconds (median) |\n|---|---|")
                 for play, values in sorted(plays.items(), key=lambda item: -statistics.median(item[1])):
                     print("| %s | %.1f |" % (play, statistics.median(values)))

@@ -152,13 +152,14 @@ def main() -> None:
         try:
             lock = release_lock(state_dir, params["run_id"], module.check_mode)
         except OSError as exc:
-            module.fail_json(msg="%s; the lock of %s could not be released: %s" % (result["msg"], state_dir,
-                                                                                 exc.strerror), **result)
+            result["msg"] = "%s; the lock of %s could not be released: %s" % (result["msg"], state_dir, exc.strerror)
+            module.fail_json(**result)
         result["released"] = lock is not None and lock.get("run_id") == params["run_id"]
         result["changed"] = result["changed"] or result["released"]
         if result["released"]:
             result["msg"] += "; the run's lock released"
     module.exit_json(**result)
+
 
 if __name__ == "__main__":
     main()

@@ -98,8 +98,8 @@ def test_two_runs_over_disjoint_clusters_from_two_controllers_both_succeed(scena
         assert scenario.stages_run(host) == list(STAGES), host
 
 
-def test_a_cluster_the_run_is_done_with_is_free_for_another_run_at_once(scenario: Run, lab: Lab,
-                                                                       tmp_path: Path) -> None:
+def test_a_cluster_the_run_is_done_with_is_free_for_another_run_at_once(
+        scenario: Run, lab: Lab, tmp_path: Path) -> None:
     """The run over z1 enables c1 again after its last host and releases c1's locks in the same call: while it
     works on c2 (hv4's PreMaintenance waits), c1's hosts hold no lock and no mark, c2's hold the run's lock, and a
     run from another controller maintains c1."""
