@@ -8,7 +8,7 @@ export PATH := $(VENV)/bin:$(PATH)
 # side, each on a lab of its own (tests/conftest.py). One and a half per core, at least 2 (docs/performance.md).
 TEST_WORKERS ?= $(shell n=$$(nproc); w=$$((n + n / 2)); echo $$((w < 2 ? 2 : w)))
 
-.PHONY: bootstrap demo test unit sanity integration lab-up lab-down
+.PHONY: bootstrap demo test unit sanity lint integration lab-up lab-down
 
 bootstrap:
 	@./scripts/bootstrap
@@ -31,9 +31,14 @@ unit: bootstrap
 sanity: bootstrap
 	./scripts/ansible-test sanity --requirements --python 3.11
 
+# ansible-lint (production profile), antsibull-docs and antsibull-changelog, from .venv-tools.
+lint: bootstrap
+	./scripts/lint
+
 # Sanity first, then one pytest run (unit, lab, end to end) whose summary, with the slowest 15 tests and
 # the suite's time, closes the output.
 test: bootstrap
 	@start=$$SECONDS; ./scripts/ansible-test sanity --requirements --python 3.11 && \
 		echo "make test: sanity took $$((SECONDS - start)) s"
+	./scripts/lint
 	pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests

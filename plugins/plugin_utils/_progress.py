@@ -46,7 +46,8 @@ TONE_SKIP = "skip"
 TONE_ERROR = "error"
 
 _TEMPLATE = re.compile(r"{{|{%")
-_STAGE_NAME = re.compile(r"^(?:.* : )?(?P<stage>[A-Za-z][A-Za-z0-9_-]*) stage$")
+# A task named after its stage, as the role names it ("Stage PreMaintenance") or as one may ("PreMaintenance stage").
+_STAGE_NAME = re.compile(r"^(?:.* : )?(?:Stage (?P<first>[A-Za-z][A-Za-z0-9_-]*)|(?P<last>[A-Za-z][A-Za-z0-9_-]*) stage)$")
 _MSG_SECONDS = re.compile(r" in [0-9.]+ s$")
 _SIMPLE_VARIABLE = re.compile(r"^\s*{{-?\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*-?}}\s*$")
 
@@ -170,13 +171,13 @@ def job_label(action: str, args: Mapping[str, Any], task_name: Any = None,
 
     ``args`` are the task's arguments as written (they may still be templates); ``variables`` the task's
     own variables as written (an include's ``vars``), to resolve an argument like ``{{ rm_stage }}``; a
-    stage's name then falls back to the task's rendered name (``PreMaintenance stage``).
+    stage's name then falls back to the task's rendered name (``Stage PreMaintenance``).
     """
     if action == STAGE_ACTION:
         stage = resolve_argument(args.get("stage"), variables)
         if stage is None and isinstance(task_name, str) and not _TEMPLATE.search(task_name):
             match = _STAGE_NAME.match(task_name.strip())
-            stage = match.group("stage") if match else None
+            stage = (match.group("first") or match.group("last")) if match else None
         return "%s stage" % stage if stage else "stage"
     if action == MAINTENANCE_ACTION:
         state = resolve_argument(args.get("state"), variables)

@@ -15,7 +15,7 @@ PLAYBOOK = REPO / "playbooks" / "rolling_maintenance.yml"
 STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
 C1 = ["hv1", "hv2", "hv3"]
 ALL = ["hv1", "hv2", "hv3", "hv4", "hv5", "hv6"]
-OTHER_VENVS = sorted(path for path in REPO.glob(".venv-*") if (path / "bin" / "ansible-playbook").exists())
+OTHER_VENVS = sorted(path for path in REPO.glob(".venv-2.*") if (path / "bin" / "ansible-playbook").exists())
 
 
 def wait_for_file(path: Path) -> str:

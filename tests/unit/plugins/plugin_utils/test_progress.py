@@ -140,6 +140,7 @@ def test_simple_variables() -> None:
     (STAGE_ACTION, {"stage": "PreFlight"}, None, None, "PreFlight stage"),
     (STAGE_ACTION, {"stage": "{{ rm_stage }}"}, "PreMaintenance stage", None, "PreMaintenance stage"),
     (STAGE_ACTION, {"stage": "{{ rm_stage }}"}, "rolling_maintenance : Maintenance stage", None, "Maintenance stage"),
+    (STAGE_ACTION, {"stage": "{{ rm_stage }}"}, "rolling_maintenance : Stage Maintenance", None, "Maintenance stage"),
     (STAGE_ACTION, {"stage": "{{ rm_stage }}"}, "{{ rm_stage }} stage", {"rm_stage": "PostMaintenance"},
      "PostMaintenance stage"),
     (STAGE_ACTION, {"stage": "{{ rm_stage }}"}, "{{ rm_stage }} stage", None, "stage"),
