@@ -1,0 +1,39 @@
+"""Every module says what it supports (attributes: check_mode, diff_mode, platform), where to read on (seealso),
+and what every dict it returns contains."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import yaml
+
+MODULES = sorted((Path(__file__).resolve().parents[4] / "plugins" / "modules").glob("*.py"))
+
+
+def doc_string(path: Path, name: str) -> Dict[str, Any]:
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", "") == name for target in node.targets):
+            return yaml.safe_load(ast.literal_eval(node.value)) or {}
+    raise AssertionError("%s has no %s" % (path.name, name))
+
+
+def dicts_without_contains(returned: Dict[str, Any], where: str = "") -> Iterator[str]:
+    for key, value in returned.items():
+        if value.get("type") == "dict" and "contains" not in value:
+            yield where + key
+        if "contains" in value:
+            yield from dicts_without_contains(value["contains"], where + key + ".")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[path.stem for path in MODULES])
+def test_a_module_documents_its_attributes_seealso_and_every_dict_it_returns(path: Path) -> None:
+    documentation = doc_string(path, "DOCUMENTATION")
+    attributes = documentation.get("attributes") or {}
+    assert {"check_mode", "diff_mode", "platform"} <= set(attributes), sorted(attributes)
+    assert "ansible.builtin.action_common_attributes" in documentation.get("extends_documentation_fragment", [])
+    assert documentation.get("seealso"), "no seealso"
+    missing: List[str] = list(dicts_without_contains(doc_string(path, "RETURN")))
+    assert missing == [], missing
