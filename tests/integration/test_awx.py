@@ -76,7 +76,9 @@ def test_ansible_runner_job_artifacts_carry_the_report(scenario: Run, tmp_path: 
     special: Dict[Any, Optional[str]] = {("hv2", "PreMaintenance"): "echo 'not today' >&2; exit 4"} \
         if case == "aborted" else {}
     scenario.hooks(C1, special)
-    answers = survey_answers(rm_clusters="nope" if case == "refused" else "c1", rm_ping_interval=1)
+    # The report file is not asked for (AWX keeps the artifact); here it goes to the test's dir, not the checkout.
+    answers = survey_answers(rm_clusters="nope" if case == "refused" else "c1", rm_ping_interval=1,
+                             rm_report_path=str(tmp_path / "report.json"))
     job = runner_job(scenario.lab, tmp_path / "runner", answers)
     report = job["artifact"].get("rolling_maintenance")
     assert report, job["stdout"][-3000:]
