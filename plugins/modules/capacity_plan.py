@@ -28,6 +28,24 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: The plan is made on the controller from variables and facts already gathered; nothing is changed in
+      any mode, so check mode gives the same plan.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Runs on the controller only; no host is contacted.
 options:
   hosts:
     description: The hosts to evacuate, in the order the run visits them.
@@ -63,6 +81,13 @@ options:
     elements: str
 notes:
   - It changes nothing anywhere; check mode gives the same result.
+seealso:
+  - module: kvmops.rolling.hypervisor_info
+    description: Gathers the facts the plan is made from (O(facts_var)).
+  - module: kvmops.rolling.rolling_scope
+    description: Resolves the run's scope to the hosts given in O(hosts).
+  - module: kvmops.rolling.host_maintenance
+    description: Evacuates a host along its planned moves (RV(moves)).
 """
 
 EXAMPLES = r"""
@@ -89,19 +114,80 @@ clusters:
   returned: always
   type: list
   elements: dict
+  contains:
+    cluster:
+      description: The cluster, as the run names it.
+      type: str
+      sample: c1
+    feasible:
+      description: Whether every host of the cluster in scope can be evacuated and no guest of the cluster is in a
+        transitional or error state.
+      type: bool
+    blocked:
+      description: The guests of the cluster in a transitional or error state, each with its host and state; any
+        of them blocks the cluster.
+      type: list
+      elements: str
+      sample: ["db01 on hv2 (paused: ioerror)"]
+    steps:
+      description: One step per host evacuated, in the order of the run.
+      type: list
+      elements: dict
+      contains:
+        host:
+          description: The host evacuated in this step.
+          type: str
+        feasible:
+          description: Whether every running guest of the host has a target.
+          type: bool
+        moves:
+          description: The moves found for the host's guests (the C(vm), its C(uuid) and its C(target) host). An
+            infeasible step lists them too, but none of them is made.
+          type: list
+          elements: dict
+          sample: [{"vm": "web-1", "uuid": "6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11", "target": "hv2"}]
+        unplaceable:
+          description: The guests left without a target, each with its C(vm), C(uuid) and the C(reason).
+          type: list
+          elements: dict
 moves:
   description: Host name to its planned moves (vm, uuid, target, target_uri), ready for C(host_maintenance).
   returned: always
   type: dict
+  contains:
+    <host>:
+      description:
+        - One key per host of the plan's steps (a host of O(hosts) that is not skipped), its inventory name. The
+          value is the list of its guests' moves, as M(kvmops.rolling.host_maintenance) takes them in
+          O(kvmops.rolling.host_maintenance#module:moves).
+        - Each move has C(vm) (the guest's name), C(uuid) (its UUID), C(target) (the inventory name of the host it
+          goes to) and C(target_uri) (the target's C(rm_migration_uri)).
+        - Empty for a host that runs no guest.
+      type: list
+      elements: dict
+      sample: [{"vm": "web-1", "uuid": "6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11", "target": "hv2",
+                "target_uri": "qemu+ssh://hv2/system"}]
 problems:
   description: Host name to why it cannot be evacuated.
   returned: always
   type: dict
+  contains:
+    <host>:
+      description: One key per host of O(hosts) that cannot be evacuated, its inventory name. The value says why
+        (its facts could not be gathered, a guest of its cluster is in a transitional state, a guest has no target).
+      type: str
+      sample: "could not be gathered: host unreachable"
 skips:
   description: Host name to why the run will skip it (with O(plan_skips)); such a host is not evacuated in the plan.
   returned: always
   type: dict
   sample: {"hv3": "There is no maintenance script on the host"}
+  contains:
+    <host>:
+      description: One key per host of O(hosts) the run will skip, its inventory name. The value is the reason the
+        report gives.
+      type: str
+      sample: There is no maintenance script on the host
 read_again:
   description: With O(fresh_hosts), the other hosts of the cluster to read again and plan with before the evacuation
     (none when the hosts read are enough).

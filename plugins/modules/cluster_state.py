@@ -23,6 +23,17 @@ extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.state_dir
   - kvmops.rolling.rolling.holds_lock
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Nothing is written or removed, nor the lock released; the result says what would change. O(holds_lock)
+        is not checked, since a check run takes no lock.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 options:
   state:
     description: V(disabled) writes the mark, V(enabled) removes it.
@@ -51,6 +62,13 @@ options:
     default: false
 notes:
   - Supports check mode; then nothing is written and the result says what would change.
+seealso:
+  - module: kvmops.rolling.run_lock
+    description: The lock of the cluster, which O(release_lock) releases as the run is done with the cluster.
+  - module: kvmops.rolling.hypervisor_info
+    description: Reports the mark (its C(cluster_mark)) with the rest of the host's state.
+  - module: kvmops.rolling.run_recovery
+    description: Finds the clusters an interrupted run left disabled, to enable them again.
 """
 
 EXAMPLES = r"""
@@ -71,6 +89,25 @@ previous:
   returned: always
   type: dict
   sample: {"cluster": "c1", "run_id": "20261124T2200Z", "since": 1795555000.0}
+  contains:
+    cluster:
+      description: The cluster the run disabled.
+      type: str
+      sample: c1
+    run_id:
+      description: The run that disabled it.
+      type: str
+      sample: 20261124T2200Z
+    since:
+      description: When it did (seconds since the epoch).
+      type: float
+      sample: 1795555000.0
+    corrupt:
+      description:
+        - True when the mark could not be read (unreadable, or not valid JSON); it is then the only key. Only with
+          O(state=enabled) and O(force=true), which remove such a mark; otherwise the task fails.
+      returned: when the mark found could not be read
+      type: bool
 disabled:
   description: Whether the host's cluster is marked disabled after the task.
   returned: always

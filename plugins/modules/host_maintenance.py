@@ -33,6 +33,26 @@ extends_documentation_fragment:
   - kvmops.rolling.rolling.job
   - kvmops.rolling.rolling.holds_lock
   - kvmops.rolling.rolling.record
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details:
+      - The action calls the module on the host once. With O(state=present) the moves are checked, but the host is
+        not marked, no job starts and no guest moves; RV(status) is V(would_run) and RV(moves) lists the planned
+        moves. With O(state=absent) the mark is not removed and an evacuation still running is not cancelled.
+      - The record is not kept on the host and O(holds_lock) is not checked, since a check run takes no lock.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 options:
   state:
     description: V(present) enters maintenance (evacuating the host), V(absent) leaves it.
@@ -95,6 +115,18 @@ requirements:
   - libvirt-python (Debian package python3-libvirt) on the host
 notes:
   - Supports check mode; then nothing is marked or migrated and the result lists the planned moves.
+seealso:
+  - module: kvmops.rolling.capacity_plan
+    description: Plans the moves this module takes as O(moves), the host's entry in its
+      RV(kvmops.rolling.capacity_plan#module:moves).
+  - module: kvmops.rolling.hypervisor_info
+    description: Reports which guests cannot be live-migrated and whether the host is in maintenance.
+  - module: kvmops.rolling.maintenance_stage
+    description: Runs the stage scripts; with O(kvmops.rolling.maintenance_stage#module:leave_maintenance) its
+      C(Maintenance) stage takes the host out of maintenance as O(state=absent) does.
+  - name: libvirt migration
+    description: Peer-to-peer live migration and the connection URIs of O(moves[].target_uri).
+    link: https://libvirt.org/migration.html
 """
 
 EXAMPLES = r"""
@@ -118,6 +150,155 @@ record:
     key, closed as failed (or critical, for a guest left running on two hosts) when the evacuation failed.
   returned: when O(record) was given
   type: dict
+  contains:
+    host:
+      description: The host's inventory name.
+      type: str
+      sample: hv1
+    cluster:
+      description: The host's cluster, as the run names it.
+      type: str
+      sample: c1
+    status:
+      description:
+        - V(in_progress) while the host's turn goes on.
+        - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
+          mode), V(skipped) (the host needed no maintenance) or V(failed).
+      type: str
+      sample: in_progress
+    kind:
+      description:
+        - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance)
+          failed), V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
+      returned: when the turn ended with the host skipped or failed
+      type: str
+    stage:
+      description:
+        - Where the turn of a host skipped or failed ended, a stage or a step such as C(maintenance mode).
+        - Empty otherwise.
+      type: str
+    reason:
+      description: Why the host was skipped or failed; empty otherwise.
+      type: str
+    aborts_run:
+      description:
+        - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
+          a lost lock always does.
+      returned: when the turn ended with the host skipped or failed
+      type: bool
+    start:
+      description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
+      type: str
+      sample: "2026-11-24T22:14:03Z"
+    end:
+      description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
+      type: str
+    stages:
+      description: Stage name to what the record keeps of the stage, for each stage the host went through.
+      type: dict
+      contains:
+        <stage>:
+          description:
+            - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
+              V(PostMaintenance).
+            - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
+          type: dict
+          contains:
+            status:
+              description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
+              type: str
+              sample: ok
+            succeeded:
+              description: Whether the run may go on with the host after the stage.
+              type: bool
+            rc:
+              description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
+              type: int
+            signal:
+              description: Name of the signal that ended the script; null when none did.
+              type: str
+            duration:
+              description: Seconds the stage took on the host; null when no script ran.
+              type: float
+            elapsed:
+              description:
+                - Seconds from the start of the task until the controller saw the stage end.
+                - Null in check mode, and in the record the host keeps as the stage ends.
+              type: float
+            started_at:
+              description: Unix time the script started; null when no script ran.
+              type: float
+            ended_at:
+              description: Unix time the stage ended; null when no script ran.
+              type: float
+            script:
+              description: Path of the stage script; null when the stage has none.
+              type: str
+            stdout_tail:
+              description: The last 8 KiB of the script's standard output.
+              type: str
+            stderr_tail:
+              description: The last 8 KiB of the script's standard error.
+              type: str
+            msg:
+              description: What happened, in one line.
+              type: str
+            reconnects:
+              description:
+                - How many times the controller had to reconnect to the host while the stage ran.
+                - Null in check mode, and in the record the host keeps as the stage ends.
+              type: int
+            adopted:
+              description:
+                - True when the stage an interrupted run had started was followed instead of run again.
+                - Null otherwise.
+              type: bool
+    evacuation:
+      description: What the record keeps of the host's evacuation.
+      returned: once the host's evacuation was tried
+      type: dict
+      contains:
+        status:
+          description: How the evacuation ended, as RV(kvmops.rolling.host_maintenance#module:status).
+          type: str
+          sample: ok
+        moves:
+          description:
+            - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
+              C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+            - In check mode, the planned moves.
+          returned: when the evacuation ran, and in check mode
+          type: list
+          elements: dict
+        moved:
+          description: How many guests moved.
+          returned: when the evacuation ran
+          type: int
+        still_running:
+          description: Guests still running on the host when the evacuation ended.
+          returned: when the evacuation ran
+          type: list
+          elements: str
+        on_both:
+          description: Guests a half-failed migration left running on the host and on its target, left untouched.
+          returned: when the evacuation ran
+          type: list
+          elements: str
+        msg:
+          description: What happened, in one line.
+          type: str
+        duration:
+          description: Seconds the evacuation took on the host.
+          returned: when the evacuation ran
+          type: float
+        elapsed:
+          description: Seconds from the start of the task until the controller saw the evacuation end.
+          returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
+          type: float
+        adopted:
+          description: True when the evacuation an interrupted run had started was followed instead of started again.
+          returned: when an evacuation was adopted
+          type: bool
 record_kept:
   description: Whether that record was kept on the host (C(last_run.json)) when the evacuation ended.
   returned: when O(record) was given and the evacuation ended, not in check mode
@@ -149,6 +330,35 @@ moves:
   elements: dict
   sample: [{"vm": "web-1", "uuid": "6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11", "target": "hv2", "status": "moved",
             "seconds": 2.1, "error": ""}]
+  contains:
+    vm:
+      description: The guest's name.
+      type: str
+      sample: web-1
+    uuid:
+      description: The guest's UUID.
+      type: str
+    target:
+      description: Inventory name of the host it was planned to move to.
+      type: str
+      sample: hv2
+    target_uri:
+      description: The target's libvirt URI, as planned.
+      returned: in check mode
+      type: str
+    status:
+      description: How the move ended, V(moved), V(failed), V(aborted), V(not_started), V(gone) or V(on_both).
+      returned: when the evacuation ran
+      type: str
+      sample: moved
+    seconds:
+      description: Seconds the migration took.
+      returned: when the evacuation ran
+      type: float
+    error:
+      description: Why the move failed or was aborted; empty when it did not.
+      returned: when the evacuation ran
+      type: str
 moved:
   description: How many guests moved.
   returned: when the evacuation ran

@@ -31,6 +31,15 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: It only reads (libvirt over a read-only connection, the state files), so check mode gives the same result.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 requirements:
   - libvirt-python (Debian package C(python3-libvirt)) on the managed host
 options:
@@ -68,6 +77,12 @@ notes:
     libvirt runs on the domain; a VM paused by the user is not transitional, one paused by an I/O error is, and so
     is the source of a live migration, which libvirt still reports as running.
 seealso:
+  - module: kvmops.rolling.capacity_plan
+    description: Plans the evacuation of the hosts from what this module gathered.
+  - module: kvmops.rolling.run_recovery
+    description: Judges the locks, marks, jobs and records this module reports.
+  - module: kvmops.rolling.maintenance_stage
+    description: Runs the stage scripts that RV(hypervisor.stage_scripts) vets.
   - name: libvirt domain XML, metadata
     description: Where the placement metadata lives in a domain's XML.
     link: https://libvirt.org/formatdomain.html#general-metadata
@@ -237,6 +252,30 @@ hypervisor:
       returned: success
       type: dict
       sample: null
+      contains:
+        run_id:
+          description: The run that put the host into maintenance.
+          type: str
+          sample: 20261124T221000Z-4711
+        host:
+          description: The host's inventory name, as that run gave it.
+          type: str
+          sample: hv1
+        job_id:
+          description: The evacuation job (its files are in O(state_dir)/jobs/<job_id>).
+          type: str
+        state:
+          description: V(evacuating) while the guests are being moved off, V(in_maintenance) once the host is empty.
+          type: str
+          sample: in_maintenance
+        since:
+          description: When the evacuation started (seconds since the epoch).
+          type: float
+          sample: 1795555000.0
+        entered_at:
+          description: When the host was empty and entered maintenance (seconds since the epoch).
+          returned: when C(state) is V(in_maintenance)
+          type: float
     cluster_mark:
       description:
         - The content of O(state_dir)/cluster.json, which a rolling maintenance run writes on every host of a cluster
@@ -245,6 +284,19 @@ hypervisor:
       returned: success
       type: dict
       sample: {"cluster": "c1", "run_id": "20261124-2210", "since": 1795555000.0}
+      contains:
+        cluster:
+          description: The cluster the run disabled.
+          type: str
+          sample: c1
+        run_id:
+          description: The run that disabled it.
+          type: str
+          sample: 20261124T2200Z
+        since:
+          description: When it did (seconds since the epoch).
+          type: float
+          sample: 1795555000.0
     lock:
       description:
         - The content of O(state_dir)/lock.json, which a rolling maintenance run holds on every host of the clusters it
@@ -257,6 +309,62 @@ hypervisor:
       sample: {"cluster": "c1", "run_id": "20261124T221000Z-4711", "started": "2026-11-24T22:10:00Z",
                "controller": {"host": "awx-1", "boot_id": "6b1c...", "pid": 4242, "pid_start_ticks": 991},
                "renew_interval": 10, "threshold": 900, "age": 3.5, "renewed_at": 1795555000.0}
+      contains:
+        cluster:
+          description: The cluster the lock is for.
+          type: str
+          sample: c1
+        run_id:
+          description: The run that holds the lock.
+          type: str
+          sample: 20261124T221000Z-4711
+        started:
+          description: When that run started (UTC, ISO 8601); empty when it did not say.
+          type: str
+          sample: "2026-11-24T22:10:00Z"
+        controller:
+          description: The controller that runs the holder, as the holder gave it (empty when it gave none).
+          type: dict
+          contains:
+            host:
+              description: The controller's host name.
+              type: str
+              sample: awx-1
+            boot_id:
+              description: The controller's boot id, to tell that it rebooted since.
+              type: str
+            pid:
+              description: The process id of the run's ansible-playbook process.
+              type: int
+              sample: 4242
+            pid_start_ticks:
+              description:
+                - When that process started (clock ticks since boot), to tell it apart from a later process with the same id.
+                - Null when unknown.
+              type: int
+              sample: 991
+        taken_at:
+          description: When the holder took the lock or last wrote it again (seconds since the epoch, the host's clock).
+          type: float
+        took_over:
+          description: The run whose lock the holder took over; null when it took a free lock or its own again.
+          type: str
+        renew_interval:
+          description: How often (seconds) the holder renews the lock at the least; null when it recorded none.
+          type: int
+        threshold:
+          description: Seconds without a renewal after which the holder may be taken for gone; null when it recorded none.
+          type: int
+        age:
+          description:
+            - Seconds since the holder last renewed the lock, by the host's clock, never counted from before the
+              host's last boot.
+          type: float
+          sample: 3.5
+        renewed_at:
+          description: When the holder last renewed the lock (seconds since the epoch, the host's clock).
+          type: float
+          sample: 1795555000.0
     last_run:
       description:
         - The content of O(state_dir)/last_run.json, the host's record in the last run that worked on it
@@ -264,6 +372,166 @@ hypervisor:
         - Null when no run has worked on the host.
       returned: success
       type: dict
+      contains:
+        run_id:
+          description: The run the record belongs to.
+          type: str
+          sample: 20261124T221000Z-4711
+        record:
+          description: The host's record in that run, as the run's report shows it.
+          type: dict
+          contains:
+            host:
+              description: The host's inventory name.
+              type: str
+              sample: hv1
+            cluster:
+              description: The host's cluster, as the run names it.
+              type: str
+              sample: c1
+            status:
+              description:
+                - V(in_progress) while the host's turn goes on.
+                - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
+                  mode), V(skipped) (the host needed no maintenance) or V(failed).
+              type: str
+              sample: in_progress
+            kind:
+              description:
+                - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance)
+                  failed), V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
+              returned: when the turn ended with the host skipped or failed
+              type: str
+            stage:
+              description:
+                - Where the turn of a host skipped or failed ended, a stage or a step such as C(maintenance mode).
+                - Empty otherwise.
+              type: str
+            reason:
+              description: Why the host was skipped or failed; empty otherwise.
+              type: str
+            aborts_run:
+              description:
+                - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
+                  a lost lock always does.
+              returned: when the turn ended with the host skipped or failed
+              type: bool
+            start:
+              description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
+              type: str
+              sample: "2026-11-24T22:14:03Z"
+            end:
+              description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
+              type: str
+            stages:
+              description: Stage name to what the record keeps of the stage, for each stage the host went through.
+              type: dict
+              contains:
+                <stage>:
+                  description:
+                    - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
+                      V(PostMaintenance).
+                    - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
+                  type: dict
+                  contains:
+                    status:
+                      description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
+                      type: str
+                      sample: ok
+                    succeeded:
+                      description: Whether the run may go on with the host after the stage.
+                      type: bool
+                    rc:
+                      description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
+                      type: int
+                    signal:
+                      description: Name of the signal that ended the script; null when none did.
+                      type: str
+                    duration:
+                      description: Seconds the stage took on the host; null when no script ran.
+                      type: float
+                    elapsed:
+                      description:
+                        - Seconds from the start of the task until the controller saw the stage end.
+                        - Null in check mode, and in the record the host keeps as the stage ends.
+                      type: float
+                    started_at:
+                      description: Unix time the script started; null when no script ran.
+                      type: float
+                    ended_at:
+                      description: Unix time the stage ended; null when no script ran.
+                      type: float
+                    script:
+                      description: Path of the stage script; null when the stage has none.
+                      type: str
+                    stdout_tail:
+                      description: The last 8 KiB of the script's standard output.
+                      type: str
+                    stderr_tail:
+                      description: The last 8 KiB of the script's standard error.
+                      type: str
+                    msg:
+                      description: What happened, in one line.
+                      type: str
+                    reconnects:
+                      description:
+                        - How many times the controller had to reconnect to the host while the stage ran.
+                        - Null in check mode, and in the record the host keeps as the stage ends.
+                      type: int
+                    adopted:
+                      description:
+                        - True when the stage an interrupted run had started was followed instead of run again.
+                        - Null otherwise.
+                      type: bool
+            evacuation:
+              description: What the record keeps of the host's evacuation.
+              returned: once the host's evacuation was tried
+              type: dict
+              contains:
+                status:
+                  description: How the evacuation ended, as RV(kvmops.rolling.host_maintenance#module:status).
+                  type: str
+                  sample: ok
+                moves:
+                  description:
+                    - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
+                      C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+                    - In check mode, the planned moves.
+                  returned: when the evacuation ran, and in check mode
+                  type: list
+                  elements: dict
+                moved:
+                  description: How many guests moved.
+                  returned: when the evacuation ran
+                  type: int
+                still_running:
+                  description: Guests still running on the host when the evacuation ended.
+                  returned: when the evacuation ran
+                  type: list
+                  elements: str
+                on_both:
+                  description: Guests a half-failed migration left running on the host and on its target, left untouched.
+                  returned: when the evacuation ran
+                  type: list
+                  elements: str
+                msg:
+                  description: What happened, in one line.
+                  type: str
+                duration:
+                  description: Seconds the evacuation took on the host.
+                  returned: when the evacuation ran
+                  type: float
+                elapsed:
+                  description: Seconds from the start of the task until the controller saw the evacuation end.
+                  returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
+                  type: float
+                adopted:
+                  description: True when the evacuation an interrupted run had started was followed instead of started again.
+                  returned: when an evacuation was adopted
+                  type: bool
+        written_at:
+          description: When the record was written (seconds since the epoch).
+          type: float
     running_jobs:
       description: Stage scripts and evacuations still running on the host, detached (left by an interrupted run).
       returned: success
@@ -271,6 +539,22 @@ hypervisor:
       elements: dict
       sample: [{"job_id": "r1.Maintenance-stage.0a1b2c3d", "run_id": "r1", "label": "Maintenance stage",
                 "elapsed": 12.5, "timeout": 1800}]
+      contains:
+        job_id:
+          description: The job's id (its files are in O(state_dir)/jobs/<job_id>).
+          type: str
+        run_id:
+          description: The run that started it.
+          type: str
+        label:
+          description: What the job is, C(evacuation) or the stage (C(Maintenance stage), ...).
+          type: str
+        elapsed:
+          description: Seconds the job has run.
+          type: float
+        timeout:
+          description: Seconds the job may run in all (its stage or evacuation timeout); null when the job does not say.
+          type: int
     job_run_ids:
       description: The runs that have a stage or evacuation job on record on the host, finished or not.
       returned: success
@@ -285,6 +569,19 @@ hypervisor:
       type: dict
       sample: {"PreFlight": "skipped", "PreMaintenance": "would_run", "Maintenance": "would_run",
                "PostMaintenance": "skipped"}
+      contains:
+        PreFlight:
+          description: The C(PreFlight) script, V(would_run), V(skipped) or V(failed).
+          type: str
+        PreMaintenance:
+          description: The C(PreMaintenance) script, V(would_run), V(skipped) or V(failed).
+          type: str
+        Maintenance:
+          description: The C(Maintenance) script, V(would_run), V(skipped) or V(failed).
+          type: str
+        PostMaintenance:
+          description: The C(PostMaintenance) script, V(would_run), V(skipped) or V(failed).
+          type: str
     stage_script_problems:
       description: With O(hooks_dir), why each script that must not run must not (once per reason).
       returned: when O(hooks_dir) is set

@@ -50,6 +50,27 @@ extends_documentation_fragment:
   - kvmops.rolling.rolling.job
   - kvmops.rolling.rolling.holds_lock
   - kvmops.rolling.rolling.record
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details:
+      - The action calls the module on the host once. The script is looked up and vetted but not run, and no job
+        is started; RV(status) is V(would_run) (V(skipped) when the stage has no script), which counts as a success.
+      - With O(leave_maintenance) the host's mark is not removed; with O(read_hypervisor) the host is still read,
+        which changes nothing. The record is not kept on the host and O(holds_lock) is not checked, since a check
+        run takes no lock.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 options:
   stage:
     description: The stage whose script runs.
@@ -148,6 +169,16 @@ options:
 notes:
   - Supports check mode; then no script runs and the result says what would run.
   - The module must be run by root or by the owner of O(state_dir).
+seealso:
+  - module: kvmops.rolling.host_maintenance
+    description: Evacuates the host before its C(Maintenance) stage and takes it out of maintenance after.
+  - module: kvmops.rolling.hypervisor_info
+    description: Vets the stage scripts without running them (O(kvmops.rolling.hypervisor_info#module:hooks_dir)).
+  - module: kvmops.rolling.run_journal
+    description: Keeps the host's record between steps, as O(record) does at the end of the stage.
+  - name: systemd.scope
+    description: The transient scope unit the C(service) executor runs its runner in.
+    link: https://www.freedesktop.org/software/systemd/man/latest/systemd.scope.html
 """
 
 EXAMPLES = r"""
@@ -180,10 +211,356 @@ left_maintenance:
     msg:
       description: What happened.
       type: str
+    changed:
+      description: Whether the host left maintenance or an evacuation was stopped (in check mode, whether it would).
+      returned: when V(ok)
+      type: bool
+    stopped_evacuations:
+      description: The evacuation jobs still running on the host that were cancelled (and waited for) first.
+      returned: when V(ok)
+      type: list
+      elements: str
+    mark:
+      description: The maintenance mark that was removed (C(maintenance.json) in O(state_dir)).
+      returned: when the host was in maintenance
+      type: dict
+      contains:
+        run_id:
+          description: The run that put the host into maintenance.
+          type: str
+          sample: 20261124T221000Z-4711
+        host:
+          description: The host's inventory name, as that run gave it.
+          type: str
+          sample: hv1
+        job_id:
+          description: The evacuation job (its files are in O(state_dir)/jobs/<job_id>).
+          type: str
+        state:
+          description: V(evacuating) while the guests are being moved off, V(in_maintenance) once the host is empty.
+          type: str
+          sample: in_maintenance
+        since:
+          description: When the evacuation started (seconds since the epoch).
+          type: float
+          sample: 1795555000.0
+        entered_at:
+          description: When the host was empty and entered maintenance (seconds since the epoch).
+          returned: when C(state) is V(in_maintenance)
+          type: float
 hypervisor:
   description: With O(read_hypervisor), the host as M(kvmops.rolling.hypervisor_info) returns it (its RV(kvmops.rolling.hypervisor_info#module:hypervisor)).
   returned: when O(read_hypervisor) was given and the stage ended and succeeded, and the host could be read
   type: dict
+  contains:
+    hostname:
+      description: The host name libvirt reports.
+      type: str
+      sample: hv1.example.com
+    uri:
+      description: The URI of the connection, as libvirt canonicalised it.
+      type: str
+      sample: qemu:///system
+    node:
+      description: The node's capacity.
+      type: dict
+      contains:
+        cpus:
+          description: Number of active host CPUs (logical CPUs).
+          type: int
+          sample: 64
+        memory_mib:
+          description: The node's memory in MiB.
+          type: int
+          sample: 515797
+        libvirt_version:
+          description: Version of the libvirt library on the host.
+          type: str
+          sample: 9.0.0
+    domains:
+      description:
+        - Every domain defined or running on the host, sorted by name, as
+          RV(kvmops.rolling.hypervisor_info#module:hypervisor.domains).
+      type: list
+      elements: dict
+    maintenance:
+      description: The content of O(state_dir)/maintenance.json; null when the host is not in maintenance.
+      type: dict
+      contains:
+        run_id:
+          description: The run that put the host into maintenance.
+          type: str
+          sample: 20261124T221000Z-4711
+        host:
+          description: The host's inventory name, as that run gave it.
+          type: str
+          sample: hv1
+        job_id:
+          description: The evacuation job (its files are in O(state_dir)/jobs/<job_id>).
+          type: str
+        state:
+          description: V(evacuating) while the guests are being moved off, V(in_maintenance) once the host is empty.
+          type: str
+          sample: in_maintenance
+        since:
+          description: When the evacuation started (seconds since the epoch).
+          type: float
+          sample: 1795555000.0
+        entered_at:
+          description: When the host was empty and entered maintenance (seconds since the epoch).
+          returned: when C(state) is V(in_maintenance)
+          type: float
+    cluster_mark:
+      description:
+        - The content of O(state_dir)/cluster.json, the mark of a run that disabled the host's cluster.
+        - Null when there is none.
+      type: dict
+      contains:
+        cluster:
+          description: The cluster the run disabled.
+          type: str
+          sample: c1
+        run_id:
+          description: The run that disabled it.
+          type: str
+          sample: 20261124T2200Z
+        since:
+          description: When it did (seconds since the epoch).
+          type: float
+          sample: 1795555000.0
+    lock:
+      description:
+        - The content of O(state_dir)/lock.json, with its age and renewal time.
+        - Null when no run holds the host's cluster.
+      type: dict
+      contains:
+        cluster:
+          description: The cluster the lock is for.
+          type: str
+          sample: c1
+        run_id:
+          description: The run that holds the lock.
+          type: str
+          sample: 20261124T221000Z-4711
+        started:
+          description: When that run started (UTC, ISO 8601); empty when it did not say.
+          type: str
+          sample: "2026-11-24T22:10:00Z"
+        controller:
+          description: The controller that runs the holder, as the holder gave it (empty when it gave none).
+          type: dict
+          contains:
+            host:
+              description: The controller's host name.
+              type: str
+              sample: awx-1
+            boot_id:
+              description: The controller's boot id, to tell that it rebooted since.
+              type: str
+            pid:
+              description: The process id of the run's ansible-playbook process.
+              type: int
+              sample: 4242
+            pid_start_ticks:
+              description:
+                - When that process started (clock ticks since boot), to tell it apart from a later process with the same id.
+                - Null when unknown.
+              type: int
+              sample: 991
+        taken_at:
+          description: When the holder took the lock or last wrote it again (seconds since the epoch, the host's clock).
+          type: float
+        took_over:
+          description: The run whose lock the holder took over; null when it took a free lock or its own again.
+          type: str
+        renew_interval:
+          description: How often (seconds) the holder renews the lock at the least; null when it recorded none.
+          type: int
+        threshold:
+          description: Seconds without a renewal after which the holder may be taken for gone; null when it recorded none.
+          type: int
+        age:
+          description:
+            - Seconds since the holder last renewed the lock, by the host's clock, never counted from before the
+              host's last boot.
+          type: float
+        renewed_at:
+          description: When the holder last renewed the lock (seconds since the epoch, the host's clock).
+          type: float
+    last_run:
+      description:
+        - The content of O(state_dir)/last_run.json, the host's record in the last run that worked on it.
+        - Null when no run has worked on the host.
+      type: dict
+      contains:
+        run_id:
+          description: The run the record belongs to.
+          type: str
+        record:
+          description: The host's record in that run, as the run's report shows it.
+          type: dict
+          contains:
+            host:
+              description: The host's inventory name.
+              type: str
+              sample: hv1
+            cluster:
+              description: The host's cluster, as the run names it.
+              type: str
+              sample: c1
+            status:
+              description:
+                - V(in_progress) while the host's turn goes on.
+                - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
+                  mode), V(skipped) (the host needed no maintenance) or V(failed).
+              type: str
+              sample: in_progress
+            kind:
+              description:
+                - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance)
+                  failed), V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
+              returned: when the turn ended with the host skipped or failed
+              type: str
+            stage:
+              description:
+                - Where the turn of a host skipped or failed ended, a stage or a step such as C(maintenance mode).
+                - Empty otherwise.
+              type: str
+            reason:
+              description: Why the host was skipped or failed; empty otherwise.
+              type: str
+            aborts_run:
+              description:
+                - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
+                  a lost lock always does.
+              returned: when the turn ended with the host skipped or failed
+              type: bool
+            start:
+              description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
+              type: str
+              sample: "2026-11-24T22:14:03Z"
+            end:
+              description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
+              type: str
+            stages:
+              description: Stage name to what the record keeps of the stage, for each stage the host went through.
+              type: dict
+              contains:
+                <stage>:
+                  description:
+                    - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
+                      V(PostMaintenance).
+                    - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
+                  type: dict
+                  contains:
+                    status:
+                      description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
+                      type: str
+                      sample: ok
+                    succeeded:
+                      description: Whether the run may go on with the host after the stage.
+                      type: bool
+                    rc:
+                      description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
+                      type: int
+                    signal:
+                      description: Name of the signal that ended the script; null when none did.
+                      type: str
+                    duration:
+                      description: Seconds the stage took on the host; null when no script ran.
+                      type: float
+                    elapsed:
+                      description:
+                        - Seconds from the start of the task until the controller saw the stage end.
+                        - Null in check mode, and in the record the host keeps as the stage ends.
+                      type: float
+                    started_at:
+                      description: Unix time the script started; null when no script ran.
+                      type: float
+                    ended_at:
+                      description: Unix time the stage ended; null when no script ran.
+                      type: float
+                    script:
+                      description: Path of the stage script; null when the stage has none.
+                      type: str
+                    stdout_tail:
+                      description: The last 8 KiB of the script's standard output.
+                      type: str
+                    stderr_tail:
+                      description: The last 8 KiB of the script's standard error.
+                      type: str
+                    msg:
+                      description: What happened, in one line.
+                      type: str
+                    reconnects:
+                      description:
+                        - How many times the controller had to reconnect to the host while the stage ran.
+                        - Null in check mode, and in the record the host keeps as the stage ends.
+                      type: int
+                    adopted:
+                      description:
+                        - True when the stage an interrupted run had started was followed instead of run again.
+                        - Null otherwise.
+                      type: bool
+            evacuation:
+              description: What the record keeps of the host's evacuation.
+              returned: once the host's evacuation was tried
+              type: dict
+              contains:
+                status:
+                  description: How the evacuation ended, as RV(kvmops.rolling.host_maintenance#module:status).
+                  type: str
+                  sample: ok
+                moves:
+                  description:
+                    - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
+                      C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+                    - In check mode, the planned moves.
+                  returned: when the evacuation ran, and in check mode
+                  type: list
+                  elements: dict
+                moved:
+                  description: How many guests moved.
+                  returned: when the evacuation ran
+                  type: int
+                still_running:
+                  description: Guests still running on the host when the evacuation ended.
+                  returned: when the evacuation ran
+                  type: list
+                  elements: str
+                on_both:
+                  description: Guests a half-failed migration left running on the host and on its target, left untouched.
+                  returned: when the evacuation ran
+                  type: list
+                  elements: str
+                msg:
+                  description: What happened, in one line.
+                  type: str
+                duration:
+                  description: Seconds the evacuation took on the host.
+                  returned: when the evacuation ran
+                  type: float
+                elapsed:
+                  description: Seconds from the start of the task until the controller saw the evacuation end.
+                  returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
+                  type: float
+                adopted:
+                  description: True when the evacuation an interrupted run had started was followed instead of started again.
+                  returned: when an evacuation was adopted
+                  type: bool
+        written_at:
+          description: When the record was written (seconds since the epoch).
+          type: float
+    running_jobs:
+      description:
+        - Stage scripts and evacuations still running on the host, detached, as
+          RV(kvmops.rolling.hypervisor_info#module:hypervisor.running_jobs).
+      type: list
+      elements: dict
+    job_run_ids:
+      description: The runs that have a stage or evacuation job on record on the host, finished or not.
+      type: list
+      elements: str
 hypervisor_error:
   description: With O(read_hypervisor), why the host could not be read.
   returned: when O(read_hypervisor) was given and the stage ended and succeeded, and the host could not be read
@@ -193,6 +570,155 @@ record:
     result ends the host's turn (see O(record)).
   returned: when O(record) was given
   type: dict
+  contains:
+    host:
+      description: The host's inventory name.
+      type: str
+      sample: hv1
+    cluster:
+      description: The host's cluster, as the run names it.
+      type: str
+      sample: c1
+    status:
+      description:
+        - V(in_progress) while the host's turn goes on.
+        - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
+          mode), V(skipped) (the host needed no maintenance) or V(failed).
+      type: str
+      sample: in_progress
+    kind:
+      description:
+        - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance)
+          failed), V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
+      returned: when the turn ended with the host skipped or failed
+      type: str
+    stage:
+      description:
+        - Where the turn of a host skipped or failed ended, a stage or a step such as C(maintenance mode).
+        - Empty otherwise.
+      type: str
+    reason:
+      description: Why the host was skipped or failed; empty otherwise.
+      type: str
+    aborts_run:
+      description:
+        - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
+          a lost lock always does.
+      returned: when the turn ended with the host skipped or failed
+      type: bool
+    start:
+      description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
+      type: str
+      sample: "2026-11-24T22:14:03Z"
+    end:
+      description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
+      type: str
+    stages:
+      description: Stage name to what the record keeps of the stage, for each stage the host went through.
+      type: dict
+      contains:
+        <stage>:
+          description:
+            - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
+              V(PostMaintenance).
+            - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
+          type: dict
+          contains:
+            status:
+              description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
+              type: str
+              sample: ok
+            succeeded:
+              description: Whether the run may go on with the host after the stage.
+              type: bool
+            rc:
+              description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
+              type: int
+            signal:
+              description: Name of the signal that ended the script; null when none did.
+              type: str
+            duration:
+              description: Seconds the stage took on the host; null when no script ran.
+              type: float
+            elapsed:
+              description:
+                - Seconds from the start of the task until the controller saw the stage end.
+                - Null in check mode, and in the record the host keeps as the stage ends.
+              type: float
+            started_at:
+              description: Unix time the script started; null when no script ran.
+              type: float
+            ended_at:
+              description: Unix time the stage ended; null when no script ran.
+              type: float
+            script:
+              description: Path of the stage script; null when the stage has none.
+              type: str
+            stdout_tail:
+              description: The last 8 KiB of the script's standard output.
+              type: str
+            stderr_tail:
+              description: The last 8 KiB of the script's standard error.
+              type: str
+            msg:
+              description: What happened, in one line.
+              type: str
+            reconnects:
+              description:
+                - How many times the controller had to reconnect to the host while the stage ran.
+                - Null in check mode, and in the record the host keeps as the stage ends.
+              type: int
+            adopted:
+              description:
+                - True when the stage an interrupted run had started was followed instead of run again.
+                - Null otherwise.
+              type: bool
+    evacuation:
+      description: What the record keeps of the host's evacuation.
+      returned: once the host's evacuation was tried
+      type: dict
+      contains:
+        status:
+          description: How the evacuation ended, as RV(kvmops.rolling.host_maintenance#module:status).
+          type: str
+          sample: ok
+        moves:
+          description:
+            - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
+              C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+            - In check mode, the planned moves.
+          returned: when the evacuation ran, and in check mode
+          type: list
+          elements: dict
+        moved:
+          description: How many guests moved.
+          returned: when the evacuation ran
+          type: int
+        still_running:
+          description: Guests still running on the host when the evacuation ended.
+          returned: when the evacuation ran
+          type: list
+          elements: str
+        on_both:
+          description: Guests a half-failed migration left running on the host and on its target, left untouched.
+          returned: when the evacuation ran
+          type: list
+          elements: str
+        msg:
+          description: What happened, in one line.
+          type: str
+        duration:
+          description: Seconds the evacuation took on the host.
+          returned: when the evacuation ran
+          type: float
+        elapsed:
+          description: Seconds from the start of the task until the controller saw the evacuation end.
+          returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
+          type: float
+        adopted:
+          description: True when the evacuation an interrupted run had started was followed instead of started again.
+          returned: when an evacuation was adopted
+          type: bool
 record_kept:
   description: Whether the record was kept on the host when the step ended.
   returned: when O(record) was given and the step ended, not in check mode
@@ -207,6 +733,13 @@ output_dropped:
   returned: when the script ran
   type: dict
   sample: {"stdout": 734003200, "stderr": 0}
+  contains:
+    stdout:
+      description: Bytes dropped from the standard output's log.
+      type: int
+    stderr:
+      description: Bytes dropped from the standard error's log.
+      type: int
 lock_lost:
   description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the step was refused.
   returned: when the run lost its lock
@@ -302,6 +835,52 @@ summary:
     script, stdout_tail, stderr_tail, msg).
   returned: always
   type: dict
+  contains:
+    status:
+      description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
+      type: str
+      sample: ok
+    succeeded:
+      description: Whether the run may go on with the host after the stage.
+      type: bool
+    rc:
+      description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
+      type: int
+    signal:
+      description: Name of the signal that ended the script; null when none did.
+      type: str
+    duration:
+      description: Seconds the stage took on the host; null when no script ran.
+      type: float
+    elapsed:
+      description: Seconds from the start of the task until the controller saw the stage end; null in check mode.
+      type: float
+    started_at:
+      description: Unix time the script started; null when no script ran.
+      type: float
+    ended_at:
+      description: Unix time the stage ended; null when no script ran.
+      type: float
+    script:
+      description: Path of the stage script; null when the stage has none.
+      type: str
+    stdout_tail:
+      description: The last 8 KiB of the script's standard output.
+      type: str
+    stderr_tail:
+      description: The last 8 KiB of the script's standard error.
+      type: str
+    msg:
+      description: What happened, in one line.
+      type: str
+    reconnects:
+      description: How many times the controller had to reconnect to the host while the stage ran; null in check mode.
+      type: int
+    adopted:
+      description:
+        - True when the stage an interrupted run had started was followed instead of run again.
+        - Null otherwise.
+      type: bool
 reconnects:
   description: How many times the controller had to reconnect to the host while the stage ran.
   returned: always

@@ -33,7 +33,32 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: It only reads the play's variables and the inventory on the controller and changes nothing, so check
+      mode gives the same result.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Runs on the controller only; no host is contacted.
 options: {}
+seealso:
+  - module: kvmops.rolling.capacity_plan
+    description: Plans the evacuation of the hosts in scope (RV(hosts)).
+  - module: kvmops.rolling.run_recovery
+    description: Decides, for the clusters in scope (RV(members)), what to do about what earlier runs left.
+  - module: kvmops.rolling.rolling_report
+    description: Writes the run's report, with its scope.
 """
 
 EXAMPLES = r"""
@@ -46,6 +71,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+take_over:
+  description: The run to take over although a host of its clusters could not be read (the C(rm_take_over) variable), or V("").
+  returned: success
+  type: str
+secret_env_names:
+  description: The names of the variables of C(rm_secret_env), sorted; their values never leave the task.
+  returned: success
+  type: list
+  elements: str
+  sample: [MIRROR_TOKEN]
 hosts:
   description: The hosts to maintain, in the order the run visits them.
   returned: success
@@ -61,6 +96,14 @@ members:
   description: Each cluster (as the run names it) to all its inventory hosts, in inventory order.
   returned: success
   type: dict
+  sample: {"c1": ["hv1", "hv2", "hv3"]}
+  contains:
+    <cluster>:
+      description: One key per cluster concerned, as the run names it (C(c1), or C(zone/pod/name) when another zone
+        or pod has a cluster of that name). The value is every inventory host of the cluster, the migration targets
+        included, in inventory order.
+      type: list
+      elements: str
 cluster_hosts:
   description: Every host of the clusters concerned, cluster after cluster.
   returned: success
@@ -70,11 +113,31 @@ cluster_of:
   description: Host name to its cluster as the run names it, for every host of the clusters concerned.
   returned: success
   type: dict
+  sample: {"hv1": "c1", "hv2": "c1", "hv3": "c1"}
+  contains:
+    <host>:
+      description: One key per host of the clusters concerned, its inventory name. The value is its cluster, as
+        RV(members) names it.
+      type: str
 identity:
   description: Each cluster (as the run names it) to its zone, pod and cluster names.
   returned: success
   type: dict
   sample: {"z2/p1/c1": {"zone": "z2", "pod": "p1", "cluster": "c1"}}
+  contains:
+    <cluster>:
+      description: One key per cluster concerned, as RV(members) names it.
+      type: dict
+      contains:
+        zone:
+          description: The cluster's C(rm_zone) (empty when its hosts have none).
+          type: str
+        pod:
+          description: The cluster's C(rm_pod) (empty when its hosts have none).
+          type: str
+        cluster:
+          description: The cluster's C(rm_cluster).
+          type: str
 kind:
   description: Which scope variable was given.
   returned: success
@@ -92,4 +155,40 @@ settings:
   description: The checked timing settings as integers.
   returned: success
   type: dict
+  contains:
+    rm_stage_timeout:
+      description: Seconds a stage may take.
+      type: int
+      sample: 1800
+    rm_wait_maintenance_timeout:
+      description: Seconds a host has to become empty when it is evacuated.
+      type: int
+      sample: 1800
+    rm_ping_interval:
+      description: Seconds between status polls of a running stage or evacuation.
+      type: int
+      sample: 10
+    rm_lock_timeout:
+      description:
+        - The run's C(rm_lock_timeout), in seconds. It is the base of RV(settings.rm_lock_threshold), and how long
+          another run's lock that records no threshold may go unrenewed before this run takes it over.
+      type: int
+      sample: 900
+    rm_max_parallel_migrations:
+      description: How many guests migrate at the same time (1 to 64).
+      type: int
+      sample: 2
+    rm_lock_renewal_interval:
+      description:
+        - How often (seconds) the run renews its lock on the hosts it is not working on, between its steps. A third
+          of C(rm_lock_timeout), never below C(rm_ping_interval).
+      type: int
+      sample: 300
+    rm_lock_threshold:
+      description:
+        - Seconds without a renewal after which another run may take this one for gone, recorded in its lock.
+          C(rm_lock_timeout) (never below three polls) plus the longer of C(rm_stage_timeout) and
+          C(rm_wait_maintenance_timeout).
+      type: int
+      sample: 2700
 """

@@ -22,6 +22,17 @@ extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.state_dir
   - kvmops.rolling.rolling.holds_lock
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Nothing is written, and the task reports the change it would make. O(holds_lock) is not checked and the
+        lock is not renewed, since a check run takes no lock.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 options:
   run_id:
     description: The run the record belongs to.
@@ -33,6 +44,13 @@ options:
     required: true
 notes:
   - Supports check mode; then nothing is written.
+seealso:
+  - module: kvmops.rolling.run_recovery
+    description: Reads the records kept here to resume an interrupted run (O(kvmops.rolling.run_recovery#module:resume)).
+  - module: kvmops.rolling.hypervisor_info
+    description: Reports the record kept on the host (RV(kvmops.rolling.hypervisor_info#module:hypervisor.last_run)).
+  - module: kvmops.rolling.run_lock
+    description: The lock that writing the record renews.
 """
 
 EXAMPLES = r"""

@@ -36,6 +36,17 @@ author:
 extends_documentation_fragment:
   - kvmops.rolling.rolling
   - kvmops.rolling.rolling.state_dir
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Nothing is written, not even the C(flock) file; the lock is read and RV(held) says whether the run would
+        hold it. With O(wait_job_id), the job is not waited for.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 options:
   state:
     description: V(present) takes the lock, V(renewed) renews the one the run holds, V(absent) releases it.
@@ -92,6 +103,15 @@ notes:
   - While it waits for O(wait_job_id), a renewal that fails (the lock taken over or removed meanwhile) ends the wait
     and the task fails with C(held=false), naming the new holder.
   - Supports check mode; then nothing is written and the result says whether the lock could be taken.
+seealso:
+  - module: kvmops.rolling.run_recovery
+    description: Judges whether a lock's holder is gone, and names the run to take over (O(takeover)).
+  - module: kvmops.rolling.hypervisor_info
+    description: Reports the lock with its age and renewal time (O(takeover_renewed_at)).
+  - module: kvmops.rolling.cluster_state
+    description: Releases the lock in the same call that enables the cluster again.
+  - module: kvmops.rolling.run_journal
+    description: Renews the lock as it keeps the host's record.
 """
 
 EXAMPLES = r"""
@@ -132,6 +152,52 @@ previous:
   returned: always
   type: dict
   sample: {"cluster": "c1", "run_id": "20261124T221000Z-4711", "started": "2026-11-24T22:10:00Z"}
+  contains:
+    cluster:
+      description: The cluster the lock is for.
+      type: str
+      sample: c1
+    run_id:
+      description: The run that holds the lock.
+      type: str
+      sample: 20261124T221000Z-4711
+    started:
+      description: When that run started (UTC, ISO 8601); empty when it did not say.
+      type: str
+      sample: "2026-11-24T22:10:00Z"
+    controller:
+      description: The controller that runs the holder, as the holder gave it (empty when it gave none).
+      type: dict
+      contains:
+        host:
+          description: The controller's host name.
+          type: str
+          sample: awx-1
+        boot_id:
+          description: The controller's boot id, to tell that it rebooted since.
+          type: str
+        pid:
+          description: The process id of the run's ansible-playbook process.
+          type: int
+          sample: 4242
+        pid_start_ticks:
+          description:
+            - When that process started (clock ticks since boot), to tell it apart from a later process with the same id.
+            - Null when unknown.
+          type: int
+          sample: 991
+    taken_at:
+      description: When the holder took the lock or last wrote it again (seconds since the epoch, the host's clock).
+      type: float
+    took_over:
+      description: The run whose lock the holder took over; null when it took a free lock or its own again.
+      type: str
+    renew_interval:
+      description: How often (seconds) the holder renews the lock at the least; null when it recorded none.
+      type: int
+    threshold:
+      description: Seconds without a renewal after which the holder may be taken for gone; null when it recorded none.
+      type: int
 held:
   description: Whether O(run_id) holds the lock on the host after the task (in check mode, whether it would).
   returned: always

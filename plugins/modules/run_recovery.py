@@ -28,6 +28,25 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details:
+      - It only judges, on the controller, the facts already gathered and changes nothing in any mode; the repairs
+        it decides on are made by other tasks. Check mode gives the same decision.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Runs on the controller only; no host is contacted.
 options:
   clusters:
     description: The clusters the run works on, each with all its hosts in inventory order.
@@ -53,6 +72,15 @@ options:
     description: The host variable that holds what C(kvmops.rolling.hypervisor_info) returned.
     type: str
     default: rm_hypervisor
+seealso:
+  - module: kvmops.rolling.hypervisor_info
+    description: Gathers the locks, marks, jobs and records this module judges (O(facts_var)).
+  - module: kvmops.rolling.run_lock
+    description: Takes the locks on RV(lock_hosts), taking over those of RV(takeover).
+  - module: kvmops.rolling.host_maintenance
+    description: Takes the hosts of RV(leave_maintenance) out of maintenance.
+  - module: kvmops.rolling.cluster_state
+    description: Clears the marks of the clusters of RV(enable_clusters).
 """
 
 EXAMPLES = r"""
@@ -87,10 +115,23 @@ takeover_renewed_at:
   description: Host to when the lock to replace there was last renewed (seconds since the epoch), as judged.
   returned: always
   type: dict
+  sample: {"hv1": 1795555000.0}
+  contains:
+    <host>:
+      description:
+        - One key per host of RV(takeover), its inventory name. The value is the lock's renewal time as judged, for
+          M(kvmops.rolling.run_lock)'s O(kvmops.rolling.run_lock#module:takeover_renewed_at); the takeover is refused
+          on the host if the lock was renewed since.
+      type: float
 takeover:
   description: Host to the gone run whose lock is replaced there.
   returned: always
   type: dict
+  sample: {"hv1": "20261124T221000Z-4711"}
+  contains:
+    <host>:
+      description: One key per host whose lock a gone run holds, its inventory name. The value is that run's id.
+      type: str
 lock_hosts:
   description: The hosts of the clusters that answered, in inventory order; the run takes its lock on each.
   returned: always
@@ -101,14 +142,49 @@ wait_jobs:
   returned: always
   type: list
   elements: dict
+  contains:
+    host:
+      description: The host the job runs on.
+      type: str
+      sample: hv2
+    job_id:
+      description: The job's id on the host.
+      type: str
+      sample: 20261124T221000Z-4711.Maintenance-stage.f31e7de9
+    run_id:
+      description: The run that started it.
+      type: str
+    label:
+      description: What the job is, C(evacuation) or the stage (C(Maintenance stage), ...).
+      type: str
+      sample: Maintenance stage
+    elapsed:
+      description: Seconds the job had run when the host was read.
+      type: float
+    timeout:
+      description: Seconds the job may run in all (its stage or evacuation timeout); null when the job does not say.
+      type: int
+    wait:
+      description: Seconds to wait for it at most, what is left of its timeout and some slack.
+      type: int
 leave_maintenance:
   description: Host to the gone run that left it in maintenance.
   returned: always
   type: dict
+  sample: {"hv2": "20261124T221000Z-4711"}
+  contains:
+    <host>:
+      description: One key per host a gone run left in maintenance, its inventory name. The value is that run's id.
+      type: str
 enable_clusters:
   description: Cluster to the gone run that left it disabled.
   returned: always
   type: dict
+  sample: {"c1": "20261124T221000Z-4711"}
+  contains:
+    <cluster>:
+      description: One key per cluster a gone run left disabled, as the run names it. The value is that run's id.
+      type: str
 resumed_records:
   description:
     - When resuming, host to its record in the resumed run. A final one (updated, or needed no maintenance) is
@@ -116,6 +192,161 @@ resumed_records:
       afresh.
   returned: always
   type: dict
+  contains:
+    <host>:
+      description:
+        - One key per host whose record the resumed run goes on from, its inventory name. The value is the record
+          the host kept (C(last_run.json)), as RV(kvmops.rolling.hypervisor_info#module:hypervisor.last_run.record).
+      type: dict
+      contains:
+        host:
+          description: The host's inventory name.
+          type: str
+          sample: hv1
+        cluster:
+          description: The host's cluster, as the run names it.
+          type: str
+          sample: c1
+        status:
+          description:
+            - V(in_progress) while the host's turn goes on.
+            - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
+              mode), V(skipped) (the host needed no maintenance) or V(failed).
+          type: str
+          sample: in_progress
+        kind:
+          description:
+            - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance)
+              failed), V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
+          returned: when the turn ended with the host skipped or failed
+          type: str
+        stage:
+          description:
+            - Where the turn of a host skipped or failed ended, a stage or a step such as C(maintenance mode).
+            - Empty otherwise.
+          type: str
+        reason:
+          description: Why the host was skipped or failed; empty otherwise.
+          type: str
+        aborts_run:
+          description:
+            - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
+              a lost lock always does.
+          returned: when the turn ended with the host skipped or failed
+          type: bool
+        start:
+          description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
+          type: str
+          sample: "2026-11-24T22:14:03Z"
+        end:
+          description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
+          type: str
+        stages:
+          description: Stage name to what the record keeps of the stage, for each stage the host went through.
+          type: dict
+          contains:
+            <stage>:
+              description:
+                - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
+                  V(PostMaintenance).
+                - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
+              type: dict
+              contains:
+                status:
+                  description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
+                  type: str
+                  sample: ok
+                succeeded:
+                  description: Whether the run may go on with the host after the stage.
+                  type: bool
+                rc:
+                  description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
+                  type: int
+                signal:
+                  description: Name of the signal that ended the script; null when none did.
+                  type: str
+                duration:
+                  description: Seconds the stage took on the host; null when no script ran.
+                  type: float
+                elapsed:
+                  description:
+                    - Seconds from the start of the task until the controller saw the stage end.
+                    - Null in check mode, and in the record the host keeps as the stage ends.
+                  type: float
+                started_at:
+                  description: Unix time the script started; null when no script ran.
+                  type: float
+                ended_at:
+                  description: Unix time the stage ended; null when no script ran.
+                  type: float
+                script:
+                  description: Path of the stage script; null when the stage has none.
+                  type: str
+                stdout_tail:
+                  description: The last 8 KiB of the script's standard output.
+                  type: str
+                stderr_tail:
+                  description: The last 8 KiB of the script's standard error.
+                  type: str
+                msg:
+                  description: What happened, in one line.
+                  type: str
+                reconnects:
+                  description:
+                    - How many times the controller had to reconnect to the host while the stage ran.
+                    - Null in check mode, and in the record the host keeps as the stage ends.
+                  type: int
+                adopted:
+                  description:
+                    - True when the stage an interrupted run had started was followed instead of run again.
+                    - Null otherwise.
+                  type: bool
+        evacuation:
+          description: What the record keeps of the host's evacuation.
+          returned: once the host's evacuation was tried
+          type: dict
+          contains:
+            status:
+              description: How the evacuation ended, as RV(kvmops.rolling.host_maintenance#module:status).
+              type: str
+              sample: ok
+            moves:
+              description:
+                - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
+                  C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+                - In check mode, the planned moves.
+              returned: when the evacuation ran, and in check mode
+              type: list
+              elements: dict
+            moved:
+              description: How many guests moved.
+              returned: when the evacuation ran
+              type: int
+            still_running:
+              description: Guests still running on the host when the evacuation ended.
+              returned: when the evacuation ran
+              type: list
+              elements: str
+            on_both:
+              description: Guests a half-failed migration left running on the host and on its target, left untouched.
+              returned: when the evacuation ran
+              type: list
+              elements: str
+            msg:
+              description: What happened, in one line.
+              type: str
+            duration:
+              description: Seconds the evacuation took on the host.
+              returned: when the evacuation ran
+              type: float
+            elapsed:
+              description: Seconds from the start of the task until the controller saw the evacuation end.
+              returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
+              type: float
+            adopted:
+              description: True when the evacuation an interrupted run had started was followed instead of started again.
+              returned: when an evacuation was adopted
+              type: bool
 disabled_clusters:
   description: When resuming, the clusters the resumed run had disabled.
   returned: always
@@ -129,4 +360,22 @@ controller:
   description: This controller and its ansible-playbook process, as recorded in the locks this run takes.
   returned: always
   type: dict
+  contains:
+    host:
+      description: The controller's host name.
+      type: str
+      sample: awx-1
+    boot_id:
+      description: The controller's boot id, to tell that it rebooted since.
+      type: str
+    pid:
+      description: The process id of the run's ansible-playbook process.
+      type: int
+      sample: 4242
+    pid_start_ticks:
+      description:
+        - When that process started (clock ticks since boot), to tell it apart from a later process with the same id.
+        - Null when unknown.
+      type: int
+      sample: 991
 """
