@@ -8,7 +8,7 @@ export PATH := $(VENV)/bin:$(PATH)
 # side, each on a lab of its own (tests/conftest.py). One and a half per core, at least 2 (docs/performance.md).
 TEST_WORKERS ?= $(shell n=$$(nproc); w=$$((n + n / 2)); echo $$((w < 2 ? 2 : w)))
 
-.PHONY: bootstrap demo test unit sanity lint integration lab-up lab-down
+.PHONY: bootstrap demo test unit sanity lint matrix integration lab-up lab-down
 
 bootstrap:
 	@./scripts/bootstrap
@@ -31,6 +31,10 @@ unit: bootstrap
 sanity: bootstrap
 	./scripts/ansible-test sanity --requirements --python 3.11
 
+# ansible-core 2.21: sanity and unit tests; 2.18 and 2.20: imports and playbook syntax (scripts/matrix).
+matrix: bootstrap
+	./scripts/matrix
+
 # ansible-lint (production profile), antsibull-docs and antsibull-changelog, from .venv-tools.
 lint: bootstrap
 	./scripts/lint
@@ -41,4 +45,5 @@ test: bootstrap
 	@start=$$SECONDS; ./scripts/ansible-test sanity --requirements --python 3.11 && \
 		echo "make test: sanity took $$((SECONDS - start)) s"
 	./scripts/lint
+	./scripts/matrix
 	pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests

@@ -188,7 +188,8 @@ def execute(store: JobStore, job: Dict[str, Any], argv: List[str], env: Mapping[
         os.chmod(stderr_path, 0o600)
         if not CancelRequest.requested:
             # Executed from the descriptor the script was vetted through: a file swapped in since never runs.
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd,
+            # Its own session, fds and output files: more than run_command gives, and outside any AnsibleModule.
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd,  # pylint: disable=ansible-bad-function
                                     close_fds=True, start_new_session=True,
                                     executable=None if script_fd is None else "/proc/self/fd/%d" % script_fd,
                                     pass_fds=() if script_fd is None else (script_fd,))

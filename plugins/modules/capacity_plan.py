@@ -120,15 +120,16 @@ clusters:
       type: str
       sample: c1
     feasible:
-      description: Whether every host of the cluster in scope can be evacuated and no guest of the cluster is in a
-        transitional or error state.
+      description: Whether every host of the cluster in scope can be evacuated and no guest of the cluster is in a transitional
+        or error state.
       type: bool
     blocked:
-      description: The guests of the cluster in a transitional or error state, each with its host and state; any
-        of them blocks the cluster.
+      description: The guests of the cluster in a transitional or error state, each with its host and state; any of them
+        blocks the cluster.
       type: list
       elements: str
-      sample: ["db01 on hv2 (paused: ioerror)"]
+      sample:
+        - 'db01 on hv2 (paused: ioerror)'
     steps:
       description: One step per host evacuated, in the order of the run.
       type: list
@@ -141,65 +142,69 @@ clusters:
           description: Whether every running guest of the host has a target.
           type: bool
         moves:
-          description: The moves found for the host's guests (the C(vm), its C(uuid) and its C(target) host). An
-            infeasible step lists them too, but none of them is made.
+          description: The moves found for the host's guests (the C(vm), its C(uuid) and its C(target) host). An infeasible
+            step lists them too, but none of them is made.
           type: list
           elements: dict
-          sample: [{"vm": "web-1", "uuid": "6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11", "target": "hv2"}]
+          sample:
+            - vm: web-1
+              uuid: 6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11
+              target: hv2
         unplaceable:
           description: The guests left without a target, each with its C(vm), C(uuid) and the C(reason).
           type: list
           elements: dict
 moves:
-  description: Host name to its planned moves (vm, uuid, target, target_uri), ready for C(host_maintenance).
+  description:
+    - Host name to its planned moves (vm, uuid, target, target_uri), ready for C(host_maintenance).
+    - 'Each key is a host''s inventory name; each value (list of dicts):'
+    - One key per host of the plan's steps (a host of O(hosts) that is not skipped), its inventory name. The value is
+      the list of its guests' moves, as M(kvmops.rolling.host_maintenance) takes them in O(kvmops.rolling.host_maintenance#module:moves).
+    - Each move has C(vm) (the guest's name), C(uuid) (its UUID), C(target) (the inventory name of the host it goes to)
+      and C(target_uri) (the target's C(rm_migration_uri)).
+    - Empty for a host that runs no guest.
   returned: always
   type: dict
-  contains:
-    <host>:
-      description:
-        - One key per host of the plan's steps (a host of O(hosts) that is not skipped), its inventory name. The
-          value is the list of its guests' moves, as M(kvmops.rolling.host_maintenance) takes them in
-          O(kvmops.rolling.host_maintenance#module:moves).
-        - Each move has C(vm) (the guest's name), C(uuid) (its UUID), C(target) (the inventory name of the host it
-          goes to) and C(target_uri) (the target's C(rm_migration_uri)).
-        - Empty for a host that runs no guest.
-      type: list
-      elements: dict
-      sample: [{"vm": "web-1", "uuid": "6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11", "target": "hv2",
-                "target_uri": "qemu+ssh://hv2/system"}]
+  sample:
+    hv1:
+      - vm: web-1
+        uuid: 6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11
+        target: hv2
+        target_uri: qemu+ssh://hv2/system
 problems:
-  description: Host name to why it cannot be evacuated.
+  description:
+    - Host name to why it cannot be evacuated.
+    - 'Each key is a host''s inventory name; each value (str):'
+    - One key per host of O(hosts) that cannot be evacuated, its inventory name. The value says why (its facts could
+      not be gathered, a guest of its cluster is in a transitional state, a guest has no target).
   returned: always
   type: dict
-  contains:
-    <host>:
-      description: One key per host of O(hosts) that cannot be evacuated, its inventory name. The value says why
-        (its facts could not be gathered, a guest of its cluster is in a transitional state, a guest has no target).
-      type: str
-      sample: "could not be gathered: host unreachable"
+  sample:
+    hv1: 'could not be gathered: host unreachable'
 skips:
-  description: Host name to why the run will skip it (with O(plan_skips)); such a host is not evacuated in the plan.
+  description:
+    - Host name to why the run will skip it (with O(plan_skips)); such a host is not evacuated in the plan.
+    - 'Each key is a host''s inventory name; each value (str):'
+    - One key per host of O(hosts) the run will skip, its inventory name. The value is the reason the report gives.
   returned: always
   type: dict
-  sample: {"hv3": "There is no maintenance script on the host"}
-  contains:
-    <host>:
-      description: One key per host of O(hosts) the run will skip, its inventory name. The value is the reason the
-        report gives.
-      type: str
-      sample: There is no maintenance script on the host
+  sample:
+    hv3: There is no maintenance script on the host
 read_again:
   description: With O(fresh_hosts), the other hosts of the cluster to read again and plan with before the evacuation
     (none when the hosts read are enough).
   returned: when O(fresh_hosts) is given
   type: list
   elements: str
-  sample: ["hv1"]
+  sample:
+    - hv1
 lines:
   description: The plan in words, one line per host in the order of the run.
   returned: always
   type: list
   elements: str
-  sample: ["c1/hv1: hv1-vm1 -> hv2, hv1-vm2 -> hv3", "c1/hv2: no running guest to move",
-           "c1/hv3: expected to be skipped (There is no maintenance script on the host): not evacuated, stays a target"]
+  sample:
+    - 'c1/hv1: hv1-vm1 -> hv2, hv1-vm2 -> hv3'
+    - 'c1/hv2: no running guest to move'
+    - 'c1/hv3: expected to be skipped (There is no maintenance script on the host): not evacuated, stays a target'
 """

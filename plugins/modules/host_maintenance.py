@@ -146,8 +146,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 record:
-  description: With O(state=present), the host's record (option O(record)) with the evacuation in its C(evacuation)
-    key, closed as failed (or critical, for a guest left running on two hosts) when the evacuation failed.
+  description: With O(state=present), the host's record (option O(record)) with the evacuation in its C(evacuation) key,
+    closed as failed (or critical, for a guest left running on two hosts) when the evacuation failed.
   returned: when O(record) was given
   type: dict
   contains:
@@ -162,14 +162,14 @@ record:
     status:
       description:
         - V(in_progress) while the host's turn goes on.
-        - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
-          mode), V(skipped) (the host needed no maintenance) or V(failed).
+        - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check mode), V(skipped)
+          (the host needed no maintenance) or V(failed).
       type: str
       sample: in_progress
     kind:
       description:
-        - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance)
-          failed), V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
+        - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance) failed),
+          V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
       returned: when the turn ended with the host skipped or failed
       type: str
     stage:
@@ -182,77 +182,24 @@ record:
       type: str
     aborts_run:
       description:
-        - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
-          a lost lock always does.
+        - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or a lost lock
+          always does.
       returned: when the turn ended with the host skipped or failed
       type: bool
     start:
       description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
       type: str
-      sample: "2026-11-24T22:14:03Z"
+      sample: '2026-11-24T22:14:03Z'
     end:
       description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
       type: str
     stages:
-      description: Stage name to what the record keeps of the stage, for each stage the host went through.
+      description:
+        - Stage name to what the record keeps of the stage, for each stage the host went through.
+        - 'Each key is a stage''s name; each value (dict):'
+        - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or V(PostMaintenance).
+        - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
       type: dict
-      contains:
-        <stage>:
-          description:
-            - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
-              V(PostMaintenance).
-            - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
-          type: dict
-          contains:
-            status:
-              description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
-              type: str
-              sample: ok
-            succeeded:
-              description: Whether the run may go on with the host after the stage.
-              type: bool
-            rc:
-              description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
-              type: int
-            signal:
-              description: Name of the signal that ended the script; null when none did.
-              type: str
-            duration:
-              description: Seconds the stage took on the host; null when no script ran.
-              type: float
-            elapsed:
-              description:
-                - Seconds from the start of the task until the controller saw the stage end.
-                - Null in check mode, and in the record the host keeps as the stage ends.
-              type: float
-            started_at:
-              description: Unix time the script started; null when no script ran.
-              type: float
-            ended_at:
-              description: Unix time the stage ended; null when no script ran.
-              type: float
-            script:
-              description: Path of the stage script; null when the stage has none.
-              type: str
-            stdout_tail:
-              description: The last 8 KiB of the script's standard output.
-              type: str
-            stderr_tail:
-              description: The last 8 KiB of the script's standard error.
-              type: str
-            msg:
-              description: What happened, in one line.
-              type: str
-            reconnects:
-              description:
-                - How many times the controller had to reconnect to the host while the stage ran.
-                - Null in check mode, and in the record the host keeps as the stage ends.
-              type: int
-            adopted:
-              description:
-                - True when the stage an interrupted run had started was followed instead of run again.
-                - Null otherwise.
-              type: bool
     evacuation:
       description: What the record keeps of the host's evacuation.
       returned: once the host's evacuation was tried
@@ -264,8 +211,8 @@ record:
           sample: ok
         moves:
           description:
-            - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
-              C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+            - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds), C(error)),
+              as RV(kvmops.rolling.host_maintenance#module:moves).
             - In check mode, the planned moves.
           returned: when the evacuation ran, and in check mode
           type: list
@@ -311,9 +258,10 @@ lock_lost:
   description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the step was refused.
   returned: when the run lost its lock
   type: str
-  sample: "the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ..."
+  sample: the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ...
 status:
-  description: V(ok) (done), V(failed), V(timeout) (not empty in time), V(rebooted) (the host rebooted meanwhile), V(would_run) in check mode.
+  description: V(ok) (done), V(failed), V(timeout) (not empty in time), V(rebooted) (the host rebooted meanwhile), V(would_run)
+    in check mode.
   returned: always
   type: str
   sample: ok
@@ -322,14 +270,19 @@ in_maintenance:
   returned: always
   type: bool
 moves:
-  description: Each planned guest with how its move ended (V(moved), V(failed), V(aborted), V(not_started), V(gone)
-    when it no longer ran here, or V(on_both) when it runs here and on its target and was left untouched), its
-    target, seconds taken and the error.
+  description: Each planned guest with how its move ended (V(moved), V(failed), V(aborted), V(not_started), V(gone) when
+    it no longer ran here, or V(on_both) when it runs here and on its target and was left untouched), its target, seconds
+    taken and the error.
   returned: when the evacuation ran
   type: list
   elements: dict
-  sample: [{"vm": "web-1", "uuid": "6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11", "target": "hv2", "status": "moved",
-            "seconds": 2.1, "error": ""}]
+  sample:
+    - vm: web-1
+      uuid: 6f1d1a8e-6a5e-4b7e-9a53-0c7b8e0f6a11
+      target: hv2
+      status: moved
+      seconds: 2.1
+      error: ''
   contains:
     vm:
       description: The guest's name.
@@ -370,14 +323,14 @@ still_running:
   elements: str
 on_both:
   description:
-    - Guests a half-failed migration left running on this host and on its target. They are never touched (no
-      resume, no destroy); the operator keeps one. The rolling maintenance stops and names them first.
+    - Guests a half-failed migration left running on this host and on its target. They are never touched (no resume,
+      no destroy); the operator keeps one. The rolling maintenance stops and names them first.
   returned: when the evacuation ran
   type: list
   elements: str
 stopped_evacuations:
-  description: With O(state=absent), the evacuation jobs still running on the host that were cancelled (and waited
-    for) before it left maintenance.
+  description: With O(state=absent), the evacuation jobs still running on the host that were cancelled (and waited for)
+    before it left maintenance.
   returned: with O(state=absent)
   type: list
   elements: str

@@ -174,15 +174,15 @@ hypervisor:
           sample: 6695eb01-f6a4-8304-79aa-97f2502e193f
         state:
           description:
-            - libvirt's state of the domain, one of C(nostate), C(running), C(blocked), C(paused), C(shutdown)
-              (being shut down), C(shutoff), C(crashed), C(pmsuspended).
+            - libvirt's state of the domain, one of C(nostate), C(running), C(blocked), C(paused), C(shutdown) (being
+              shut down), C(shutoff), C(crashed), C(pmsuspended).
           returned: success
           type: str
           sample: running
         state_reason:
           description:
-            - Why the domain is in its state, libvirt's reason in lower case, for example C(booted), C(migrated),
-              C(user), C(migration), C(ioerror), C(postcopy_failed), C(destroyed).
+            - Why the domain is in its state, libvirt's reason in lower case, for example C(booted), C(migrated), C(user),
+              C(migration), C(ioerror), C(postcopy_failed), C(destroyed).
           returned: success
           type: str
           sample: booted
@@ -193,10 +193,10 @@ hypervisor:
           sample: true
         transitional:
           description:
-            - Whether the domain is being migrated, saved, dumped, snapshotted, backed up, started or shut down, is
-              suspended, or is stuck in an error state (paused on an I/O error or watchdog, crashed, failed post-copy
-              migration). A libvirt job on an active domain makes it transitional whatever its state (its note
-              names the job). Such a domain blocks its cluster's maintenance.
+            - Whether the domain is being migrated, saved, dumped, snapshotted, backed up, started or shut down, is suspended,
+              or is stuck in an error state (paused on an I/O error or watchdog, crashed, failed post-copy migration).
+              A libvirt job on an active domain makes it transitional whatever its state (its note names the job). Such
+              a domain blocks its cluster's maintenance.
           returned: success
           type: bool
           sample: false
@@ -222,21 +222,25 @@ hypervisor:
           returned: success
           type: list
           elements: str
-          sample: [gpu, ssd]
+          sample:
+            - gpu
+            - ssd
         anti_affinity_groups:
           description: Anti-affinity groups of the domain; no two running domains of a group may share a host.
           returned: success
           type: list
           elements: str
-          sample: [db-primary]
+          sample:
+            - db-primary
         migration_blockers:
           description:
-            - Why the domain cannot be live-migrated, one line per reason naming the device or the metadata
-              problem. Empty when it can.
+            - Why the domain cannot be live-migrated, one line per reason naming the device or the metadata problem.
+              Empty when it can.
           returned: success
           type: list
           elements: str
-          sample: ["disk vdb: local file /var/lib/libvirt/images/db01-data.qcow2 is not under a shared storage path"]
+          sample:
+            - 'disk vdb: local file /var/lib/libvirt/images/db01-data.qcow2 is not under a shared storage path'
         notes:
           description:
             - Facts worth knowing that do not block migration (transient domain, balloon, vCPUs offline, a libvirt job
@@ -244,7 +248,8 @@ hypervisor:
           returned: success
           type: list
           elements: str
-          sample: ["memory balloon: 2048 MiB currently assigned of 8192 MiB configured; capacity counts 8192 MiB"]
+          sample:
+            - 'memory balloon: 2048 MiB currently assigned of 8192 MiB configured; capacity counts 8192 MiB'
     maintenance:
       description:
         - The content of O(state_dir)/maintenance.json, which the collection writes while the host is in maintenance.
@@ -283,7 +288,10 @@ hypervisor:
         - Null when the file does not exist.
       returned: success
       type: dict
-      sample: {"cluster": "c1", "run_id": "20261124-2210", "since": 1795555000.0}
+      sample:
+        cluster: c1
+        run_id: 20261124-2210
+        since: 1795555000.0
       contains:
         cluster:
           description: The cluster the run disabled.
@@ -299,16 +307,26 @@ hypervisor:
           sample: 1795555000.0
     lock:
       description:
-        - The content of O(state_dir)/lock.json, which a rolling maintenance run holds on every host of the clusters it
-          works on, with C(age), seconds since the run last renewed it (by the host's clock, never counted from before
-          the host's last boot), and C(renewed_at), when it did (seconds since the epoch). The holder's
-          C(renew_interval) and C(threshold) (seconds) are in it too.
+        - The content of O(state_dir)/lock.json, which a rolling maintenance run holds on every host of the clusters
+          it works on, with C(age), seconds since the run last renewed it (by the host's clock, never counted from before
+          the host's last boot), and C(renewed_at), when it did (seconds since the epoch). The holder's C(renew_interval)
+          and C(threshold) (seconds) are in it too.
         - Null when no run holds the host's cluster.
       returned: success
       type: dict
-      sample: {"cluster": "c1", "run_id": "20261124T221000Z-4711", "started": "2026-11-24T22:10:00Z",
-               "controller": {"host": "awx-1", "boot_id": "6b1c...", "pid": 4242, "pid_start_ticks": 991},
-               "renew_interval": 10, "threshold": 900, "age": 3.5, "renewed_at": 1795555000.0}
+      sample:
+        cluster: c1
+        run_id: 20261124T221000Z-4711
+        started: '2026-11-24T22:10:00Z'
+        controller:
+          host: awx-1
+          boot_id: 6b1c...
+          pid: 4242
+          pid_start_ticks: 991
+        renew_interval: 10
+        threshold: 900
+        age: 3.5
+        renewed_at: 1795555000.0
       contains:
         cluster:
           description: The cluster the lock is for.
@@ -321,7 +339,7 @@ hypervisor:
         started:
           description: When that run started (UTC, ISO 8601); empty when it did not say.
           type: str
-          sample: "2026-11-24T22:10:00Z"
+          sample: '2026-11-24T22:10:00Z'
         controller:
           description: The controller that runs the holder, as the holder gave it (empty when it gave none).
           type: dict
@@ -339,7 +357,8 @@ hypervisor:
               sample: 4242
             pid_start_ticks:
               description:
-                - When that process started (clock ticks since boot), to tell it apart from a later process with the same id.
+                - When that process started (clock ticks since boot), to tell it apart from a later process with the
+                  same id.
                 - Null when unknown.
               type: int
               sample: 991
@@ -353,12 +372,13 @@ hypervisor:
           description: How often (seconds) the holder renews the lock at the least; null when it recorded none.
           type: int
         threshold:
-          description: Seconds without a renewal after which the holder may be taken for gone; null when it recorded none.
+          description: Seconds without a renewal after which the holder may be taken for gone; null when it recorded
+            none.
           type: int
         age:
           description:
-            - Seconds since the holder last renewed the lock, by the host's clock, never counted from before the
-              host's last boot.
+            - Seconds since the holder last renewed the lock, by the host's clock, never counted from before the host's
+              last boot.
           type: float
           sample: 3.5
         renewed_at:
@@ -367,8 +387,8 @@ hypervisor:
           sample: 1795555000.0
     last_run:
       description:
-        - The content of O(state_dir)/last_run.json, the host's record in the last run that worked on it
-          (run_id, record); a resumed run goes on from it.
+        - The content of O(state_dir)/last_run.json, the host's record in the last run that worked on it (run_id, record);
+          a resumed run goes on from it.
         - Null when no run has worked on the host.
       returned: success
       type: dict
@@ -392,8 +412,8 @@ hypervisor:
             status:
               description:
                 - V(in_progress) while the host's turn goes on.
-                - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
-                  mode), V(skipped) (the host needed no maintenance) or V(failed).
+                - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check mode),
+                  V(skipped) (the host needed no maintenance) or V(failed).
               type: str
               sample: in_progress
             kind:
@@ -412,77 +432,24 @@ hypervisor:
               type: str
             aborts_run:
               description:
-                - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
-                  a lost lock always does.
+                - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or a
+                  lost lock always does.
               returned: when the turn ended with the host skipped or failed
               type: bool
             start:
               description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
               type: str
-              sample: "2026-11-24T22:14:03Z"
+              sample: '2026-11-24T22:14:03Z'
             end:
               description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
               type: str
             stages:
-              description: Stage name to what the record keeps of the stage, for each stage the host went through.
+              description:
+                - Stage name to what the record keeps of the stage, for each stage the host went through.
+                - 'Each key is a stage''s name; each value (dict):'
+                - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or V(PostMaintenance).
+                - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
               type: dict
-              contains:
-                <stage>:
-                  description:
-                    - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
-                      V(PostMaintenance).
-                    - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
-                  type: dict
-                  contains:
-                    status:
-                      description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
-                      type: str
-                      sample: ok
-                    succeeded:
-                      description: Whether the run may go on with the host after the stage.
-                      type: bool
-                    rc:
-                      description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
-                      type: int
-                    signal:
-                      description: Name of the signal that ended the script; null when none did.
-                      type: str
-                    duration:
-                      description: Seconds the stage took on the host; null when no script ran.
-                      type: float
-                    elapsed:
-                      description:
-                        - Seconds from the start of the task until the controller saw the stage end.
-                        - Null in check mode, and in the record the host keeps as the stage ends.
-                      type: float
-                    started_at:
-                      description: Unix time the script started; null when no script ran.
-                      type: float
-                    ended_at:
-                      description: Unix time the stage ended; null when no script ran.
-                      type: float
-                    script:
-                      description: Path of the stage script; null when the stage has none.
-                      type: str
-                    stdout_tail:
-                      description: The last 8 KiB of the script's standard output.
-                      type: str
-                    stderr_tail:
-                      description: The last 8 KiB of the script's standard error.
-                      type: str
-                    msg:
-                      description: What happened, in one line.
-                      type: str
-                    reconnects:
-                      description:
-                        - How many times the controller had to reconnect to the host while the stage ran.
-                        - Null in check mode, and in the record the host keeps as the stage ends.
-                      type: int
-                    adopted:
-                      description:
-                        - True when the stage an interrupted run had started was followed instead of run again.
-                        - Null otherwise.
-                      type: bool
             evacuation:
               description: What the record keeps of the host's evacuation.
               returned: once the host's evacuation was tried
@@ -494,8 +461,8 @@ hypervisor:
                   sample: ok
                 moves:
                   description:
-                    - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
-                      C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+                    - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds), C(error)),
+                      as RV(kvmops.rolling.host_maintenance#module:moves).
                     - In check mode, the planned moves.
                   returned: when the evacuation ran, and in check mode
                   type: list
@@ -526,7 +493,8 @@ hypervisor:
                   returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
                   type: float
                 adopted:
-                  description: True when the evacuation an interrupted run had started was followed instead of started again.
+                  description: True when the evacuation an interrupted run had started was followed instead of started
+                    again.
                   returned: when an evacuation was adopted
                   type: bool
         written_at:
@@ -537,8 +505,12 @@ hypervisor:
       returned: success
       type: list
       elements: dict
-      sample: [{"job_id": "r1.Maintenance-stage.0a1b2c3d", "run_id": "r1", "label": "Maintenance stage",
-                "elapsed": 12.5, "timeout": 1800}]
+      sample:
+        - job_id: r1.Maintenance-stage.0a1b2c3d
+          run_id: r1
+          label: Maintenance stage
+          elapsed: 12.5
+          timeout: 1800
       contains:
         job_id:
           description: The job's id (its files are in O(state_dir)/jobs/<job_id>).
@@ -560,15 +532,19 @@ hypervisor:
       returned: success
       type: list
       elements: str
-      sample: ["20261124T221000Z-4711"]
+      sample:
+        - 20261124T221000Z-4711
     stage_scripts:
       description:
-        - With O(hooks_dir), each stage's script as the gather finds it, nothing run; C(would_run), C(skipped)
-          (none), or C(failed) (it must not run, RV(hypervisor.stage_script_problems) says why).
+        - With O(hooks_dir), each stage's script as the gather finds it, nothing run; C(would_run), C(skipped) (none),
+          or C(failed) (it must not run, RV(hypervisor.stage_script_problems) says why).
       returned: when O(hooks_dir) is set
       type: dict
-      sample: {"PreFlight": "skipped", "PreMaintenance": "would_run", "Maintenance": "would_run",
-               "PostMaintenance": "skipped"}
+      sample:
+        PreFlight: skipped
+        PreMaintenance: would_run
+        Maintenance: would_run
+        PostMaintenance: skipped
       contains:
         PreFlight:
           description: The C(PreFlight) script, V(would_run), V(skipped) or V(failed).
@@ -587,7 +563,8 @@ hypervisor:
       returned: when O(hooks_dir) is set
       type: list
       elements: str
-      sample: ["/etc/kvm-rolling-maintenance/hooks/Maintenance is not executable (mode 0644); chmod 0755 it"]
+      sample:
+        - /etc/kvm-rolling-maintenance/hooks/Maintenance is not executable (mode 0644); chmod 0755 it
 """
 
 from typing import Any, Dict

@@ -279,8 +279,7 @@ hypervisor:
           sample: 9.0.0
     domains:
       description:
-        - Every domain defined or running on the host, sorted by name, as
-          RV(kvmops.rolling.hypervisor_info#module:hypervisor.domains).
+        - Every domain defined or running on the host, sorted by name, as RV(kvmops.rolling.hypervisor_info#module:hypervisor.domains).
       type: list
       elements: dict
     maintenance:
@@ -345,7 +344,7 @@ hypervisor:
         started:
           description: When that run started (UTC, ISO 8601); empty when it did not say.
           type: str
-          sample: "2026-11-24T22:10:00Z"
+          sample: '2026-11-24T22:10:00Z'
         controller:
           description: The controller that runs the holder, as the holder gave it (empty when it gave none).
           type: dict
@@ -363,7 +362,8 @@ hypervisor:
               sample: 4242
             pid_start_ticks:
               description:
-                - When that process started (clock ticks since boot), to tell it apart from a later process with the same id.
+                - When that process started (clock ticks since boot), to tell it apart from a later process with the
+                  same id.
                 - Null when unknown.
               type: int
               sample: 991
@@ -377,12 +377,13 @@ hypervisor:
           description: How often (seconds) the holder renews the lock at the least; null when it recorded none.
           type: int
         threshold:
-          description: Seconds without a renewal after which the holder may be taken for gone; null when it recorded none.
+          description: Seconds without a renewal after which the holder may be taken for gone; null when it recorded
+            none.
           type: int
         age:
           description:
-            - Seconds since the holder last renewed the lock, by the host's clock, never counted from before the
-              host's last boot.
+            - Seconds since the holder last renewed the lock, by the host's clock, never counted from before the host's
+              last boot.
           type: float
         renewed_at:
           description: When the holder last renewed the lock (seconds since the epoch, the host's clock).
@@ -411,8 +412,8 @@ hypervisor:
             status:
               description:
                 - V(in_progress) while the host's turn goes on.
-                - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
-                  mode), V(skipped) (the host needed no maintenance) or V(failed).
+                - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check mode),
+                  V(skipped) (the host needed no maintenance) or V(failed).
               type: str
               sample: in_progress
             kind:
@@ -431,77 +432,24 @@ hypervisor:
               type: str
             aborts_run:
               description:
-                - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
-                  a lost lock always does.
+                - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or a
+                  lost lock always does.
               returned: when the turn ended with the host skipped or failed
               type: bool
             start:
               description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
               type: str
-              sample: "2026-11-24T22:14:03Z"
+              sample: '2026-11-24T22:14:03Z'
             end:
               description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
               type: str
             stages:
-              description: Stage name to what the record keeps of the stage, for each stage the host went through.
+              description:
+                - Stage name to what the record keeps of the stage, for each stage the host went through.
+                - 'Each key is a stage''s name; each value (dict):'
+                - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or V(PostMaintenance).
+                - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
               type: dict
-              contains:
-                <stage>:
-                  description:
-                    - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
-                      V(PostMaintenance).
-                    - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
-                  type: dict
-                  contains:
-                    status:
-                      description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
-                      type: str
-                      sample: ok
-                    succeeded:
-                      description: Whether the run may go on with the host after the stage.
-                      type: bool
-                    rc:
-                      description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
-                      type: int
-                    signal:
-                      description: Name of the signal that ended the script; null when none did.
-                      type: str
-                    duration:
-                      description: Seconds the stage took on the host; null when no script ran.
-                      type: float
-                    elapsed:
-                      description:
-                        - Seconds from the start of the task until the controller saw the stage end.
-                        - Null in check mode, and in the record the host keeps as the stage ends.
-                      type: float
-                    started_at:
-                      description: Unix time the script started; null when no script ran.
-                      type: float
-                    ended_at:
-                      description: Unix time the stage ended; null when no script ran.
-                      type: float
-                    script:
-                      description: Path of the stage script; null when the stage has none.
-                      type: str
-                    stdout_tail:
-                      description: The last 8 KiB of the script's standard output.
-                      type: str
-                    stderr_tail:
-                      description: The last 8 KiB of the script's standard error.
-                      type: str
-                    msg:
-                      description: What happened, in one line.
-                      type: str
-                    reconnects:
-                      description:
-                        - How many times the controller had to reconnect to the host while the stage ran.
-                        - Null in check mode, and in the record the host keeps as the stage ends.
-                      type: int
-                    adopted:
-                      description:
-                        - True when the stage an interrupted run had started was followed instead of run again.
-                        - Null otherwise.
-                      type: bool
             evacuation:
               description: What the record keeps of the host's evacuation.
               returned: once the host's evacuation was tried
@@ -513,8 +461,8 @@ hypervisor:
                   sample: ok
                 moves:
                   description:
-                    - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
-                      C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+                    - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds), C(error)),
+                      as RV(kvmops.rolling.host_maintenance#module:moves).
                     - In check mode, the planned moves.
                   returned: when the evacuation ran, and in check mode
                   type: list
@@ -545,7 +493,8 @@ hypervisor:
                   returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
                   type: float
                 adopted:
-                  description: True when the evacuation an interrupted run had started was followed instead of started again.
+                  description: True when the evacuation an interrupted run had started was followed instead of started
+                    again.
                   returned: when an evacuation was adopted
                   type: bool
         written_at:
@@ -553,8 +502,7 @@ hypervisor:
           type: float
     running_jobs:
       description:
-        - Stage scripts and evacuations still running on the host, detached, as
-          RV(kvmops.rolling.hypervisor_info#module:hypervisor.running_jobs).
+        - Stage scripts and evacuations still running on the host, detached, as RV(kvmops.rolling.hypervisor_info#module:hypervisor.running_jobs).
       type: list
       elements: dict
     job_run_ids:
@@ -566,8 +514,8 @@ hypervisor_error:
   returned: when O(read_hypervisor) was given and the stage ended and succeeded, and the host could not be read
   type: str
 record:
-  description: The host's record (option O(record)) with the stage's summary under C(stages), closed when the
-    result ends the host's turn (see O(record)).
+  description: The host's record (option O(record)) with the stage's summary under C(stages), closed when the result
+    ends the host's turn (see O(record)).
   returned: when O(record) was given
   type: dict
   contains:
@@ -582,14 +530,14 @@ record:
     status:
       description:
         - V(in_progress) while the host's turn goes on.
-        - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
-          mode), V(skipped) (the host needed no maintenance) or V(failed).
+        - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check mode), V(skipped)
+          (the host needed no maintenance) or V(failed).
       type: str
       sample: in_progress
     kind:
       description:
-        - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance)
-          failed), V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
+        - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance) failed),
+          V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
       returned: when the turn ended with the host skipped or failed
       type: str
     stage:
@@ -602,77 +550,24 @@ record:
       type: str
     aborts_run:
       description:
-        - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
-          a lost lock always does.
+        - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or a lost lock
+          always does.
       returned: when the turn ended with the host skipped or failed
       type: bool
     start:
       description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
       type: str
-      sample: "2026-11-24T22:14:03Z"
+      sample: '2026-11-24T22:14:03Z'
     end:
       description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
       type: str
     stages:
-      description: Stage name to what the record keeps of the stage, for each stage the host went through.
+      description:
+        - Stage name to what the record keeps of the stage, for each stage the host went through.
+        - 'Each key is a stage''s name; each value (dict):'
+        - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or V(PostMaintenance).
+        - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
       type: dict
-      contains:
-        <stage>:
-          description:
-            - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
-              V(PostMaintenance).
-            - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
-          type: dict
-          contains:
-            status:
-              description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
-              type: str
-              sample: ok
-            succeeded:
-              description: Whether the run may go on with the host after the stage.
-              type: bool
-            rc:
-              description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
-              type: int
-            signal:
-              description: Name of the signal that ended the script; null when none did.
-              type: str
-            duration:
-              description: Seconds the stage took on the host; null when no script ran.
-              type: float
-            elapsed:
-              description:
-                - Seconds from the start of the task until the controller saw the stage end.
-                - Null in check mode, and in the record the host keeps as the stage ends.
-              type: float
-            started_at:
-              description: Unix time the script started; null when no script ran.
-              type: float
-            ended_at:
-              description: Unix time the stage ended; null when no script ran.
-              type: float
-            script:
-              description: Path of the stage script; null when the stage has none.
-              type: str
-            stdout_tail:
-              description: The last 8 KiB of the script's standard output.
-              type: str
-            stderr_tail:
-              description: The last 8 KiB of the script's standard error.
-              type: str
-            msg:
-              description: What happened, in one line.
-              type: str
-            reconnects:
-              description:
-                - How many times the controller had to reconnect to the host while the stage ran.
-                - Null in check mode, and in the record the host keeps as the stage ends.
-              type: int
-            adopted:
-              description:
-                - True when the stage an interrupted run had started was followed instead of run again.
-                - Null otherwise.
-              type: bool
     evacuation:
       description: What the record keeps of the host's evacuation.
       returned: once the host's evacuation was tried
@@ -684,8 +579,8 @@ record:
           sample: ok
         moves:
           description:
-            - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
-              C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
+            - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds), C(error)),
+              as RV(kvmops.rolling.host_maintenance#module:moves).
             - In check mode, the planned moves.
           returned: when the evacuation ran, and in check mode
           type: list
@@ -732,7 +627,9 @@ output_dropped:
     within its cap.
   returned: when the script ran
   type: dict
-  sample: {"stdout": 734003200, "stderr": 0}
+  sample:
+    stdout: 734003200
+    stderr: 0
   contains:
     stdout:
       description: Bytes dropped from the standard output's log.
@@ -744,11 +641,11 @@ lock_lost:
   description: With O(holds_lock), why the run no longer holds the lock of the host's cluster; the step was refused.
   returned: when the run lost its lock
   type: str
-  sample: "the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ..."
+  sample: the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ...
 status:
   description:
-    - How the stage ended. C(ok), C(no_maintenance) (exit 70 in PreFlight or PreMaintenance), C(skipped)
-      (no script), C(failed), C(timeout), C(rebooted); C(would_run) in check mode.
+    - How the stage ended. C(ok), C(no_maintenance) (exit 70 in PreFlight or PreMaintenance), C(skipped) (no script),
+      C(failed), C(timeout), C(rebooted); C(would_run) in check mode.
   returned: always
   type: str
   sample: ok
@@ -798,8 +695,8 @@ job_id:
   type: str
 adopted:
   description:
-    - True when the run (O(run_id)) had already started this stage on the host, before it was interrupted, and
-      that job still ran or had succeeded; it was followed instead of running the script again.
+    - True when the run (O(run_id)) had already started this stage on the host, before it was interrupted, and that job
+      still ran or had succeeded; it was followed instead of running the script again.
   returned: when a job was adopted
   type: bool
 run_id:
@@ -831,8 +728,8 @@ elapsed:
   returned: always
   type: float
 summary:
-  description: What a report keeps of the stage (status, succeeded, rc, signal, duration, elapsed, started_at, ended_at, reconnects, adopted,
-    script, stdout_tail, stderr_tail, msg).
+  description: What a report keeps of the stage (status, succeeded, rc, signal, duration, elapsed, started_at, ended_at,
+    reconnects, adopted, script, stdout_tail, stderr_tail, msg).
   returned: always
   type: dict
   contains:

@@ -86,9 +86,9 @@ report:
       type: bool
     details:
       description:
-        - The outcome in one line, how many hosts were updated (planned, in check mode), skipped and failed of how
-          many. The abort reason comes first when the run aborted, and before it a warning when no host in scope
-          has a C(Maintenance) script.
+        - The outcome in one line, how many hosts were updated (planned, in check mode), skipped and failed of how many.
+          The abort reason comes first when the run aborted, and before it a warning when no host in scope has a C(Maintenance)
+          script.
       type: str
     attention:
       description:
@@ -115,7 +115,9 @@ report:
           description: The names given in it.
           type: list
           elements: str
-          sample: [c1, c2]
+          sample:
+            - c1
+            - c2
     forced:
       description: Whether the run went on past failing hosts (C(rm_forced)).
       type: bool
@@ -125,18 +127,17 @@ report:
     started:
       description: When the run started (UTC, ISO 8601), as C(rm_run_started) says.
       type: str
-      sample: "2026-11-24T22:10:00Z"
+      sample: '2026-11-24T22:10:00Z'
     ended:
       description: When the report was written (UTC, ISO 8601).
       type: str
-      sample: "2026-11-24T23:02:41Z"
+      sample: '2026-11-24T23:02:41Z'
     resumed_from:
       description: The interrupted run this run took up with C(rm_resume) (empty when none).
       type: str
     found:
       description:
-        - What earlier runs left on the hosts and what was done about it, in words, as
-          RV(kvmops.rolling.run_recovery#module:lines).
+        - What earlier runs left on the hosts and what was done about it, in words, as RV(kvmops.rolling.run_recovery#module:lines).
       type: list
       elements: str
     plan:
@@ -152,44 +153,41 @@ report:
           type: list
           elements: str
         problems:
-          description: Host name to why it cannot be evacuated, as RV(kvmops.rolling.capacity_plan#module:problems).
+          description:
+            - Host name to why it cannot be evacuated, as RV(kvmops.rolling.capacity_plan#module:problems).
+            - 'Each key is a host''s inventory name; each value (str):'
+            - One key per host that cannot be evacuated, its inventory name; the value says why.
           type: dict
-          contains:
-            <host>:
-              description: One key per host that cannot be evacuated, its inventory name; the value says why.
-              type: str
         skips:
-          description: Host name to why the run skips it, as RV(kvmops.rolling.capacity_plan#module:skips).
+          description:
+            - Host name to why the run skips it, as RV(kvmops.rolling.capacity_plan#module:skips).
+            - 'Each key is a host''s inventory name; each value (str):'
+            - One key per host the plan foresaw skipping, its inventory name; the value is the reason.
           type: dict
-          contains:
-            <host>:
-              description: One key per host the plan foresaw skipping, its inventory name; the value is the reason.
-              type: str
     hosts_updated:
       description:
         - The hosts that got their maintenance, in the order of the run. Empty in check mode.
-        - Each entry has C(host), C(cluster), C(start) and C(end) (UTC, ISO 8601), C(stages) (stage name to what
-          was kept of it, as RV(kvmops.rolling.maintenance_stage#module:summary)) and, when the host was evacuated,
-          C(evacuation) (as RV(kvmops.rolling.host_maintenance#module:record.evacuation)).
+        - Each entry has C(host), C(cluster), C(start) and C(end) (UTC, ISO 8601), C(stages) (stage name to what was
+          kept of it, as RV(kvmops.rolling.maintenance_stage#module:summary)) and, when the host was evacuated, C(evacuation)
+          (as RV(kvmops.rolling.host_maintenance#module:record.evacuation)).
       type: list
       elements: dict
     hosts_planned:
       description:
-        - In check mode, the hosts every step would have run on, entries as in RV(report.hosts_updated). Empty
-          otherwise.
+        - In check mode, the hosts every step would have run on, entries as in RV(report.hosts_updated). Empty otherwise.
       type: list
       elements: dict
     hosts_skipped:
       description:
         - The hosts that needed nothing (no C(Maintenance) script, exit 70 in C(PreFlight) or C(PreMaintenance)) and
-          those the run stopped before. Entries as in RV(report.hosts_updated), with C(stage) (where the host was
-          skipped, C(not started) when the run never reached it) and C(reason).
+          those the run stopped before. Entries as in RV(report.hosts_updated), with C(stage) (where the host was skipped,
+          C(not started) when the run never reached it) and C(reason).
       type: list
       elements: dict
     hosts_failed:
       description:
-        - The hosts that needed maintenance and did not get it, also under C(rm_forced). Entries as in
-          RV(report.hosts_updated), with C(stage) (where the host failed) and C(reason).
+        - The hosts that needed maintenance and did not get it, also under C(rm_forced). Entries as in RV(report.hosts_updated),
+          with C(stage) (where the host failed) and C(reason).
       type: list
       elements: dict
 lines:

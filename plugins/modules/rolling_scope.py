@@ -72,7 +72,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 take_over:
-  description: The run to take over although a host of its clusters could not be read (the C(rm_take_over) variable), or V("").
+  description: The run to take over although a host of its clusters could not be read (the C(rm_take_over) variable),
+    or V("").
   returned: success
   type: str
 secret_env_names:
@@ -80,64 +81,65 @@ secret_env_names:
   returned: success
   type: list
   elements: str
-  sample: [MIRROR_TOKEN]
+  sample:
+    - MIRROR_TOKEN
 hosts:
   description: The hosts to maintain, in the order the run visits them.
   returned: success
   type: list
   elements: str
-  sample: [hv1, hv2, hv3, hv4]
+  sample:
+    - hv1
+    - hv2
+    - hv3
+    - hv4
 clusters:
   description: The clusters concerned, in the order they are maintained.
   returned: success
   type: list
   elements: str
 members:
-  description: Each cluster (as the run names it) to all its inventory hosts, in inventory order.
+  description:
+    - Each cluster (as the run names it) to all its inventory hosts, in inventory order.
+    - 'Each key is a cluster''s name as the run names it; each value (list of strs):'
+    - One key per cluster concerned, as the run names it (C(c1), or C(zone/pod/name) when another zone or pod has a cluster
+      of that name). The value is every inventory host of the cluster, the migration targets included, in inventory order.
   returned: success
   type: dict
-  sample: {"c1": ["hv1", "hv2", "hv3"]}
-  contains:
-    <cluster>:
-      description: One key per cluster concerned, as the run names it (C(c1), or C(zone/pod/name) when another zone
-        or pod has a cluster of that name). The value is every inventory host of the cluster, the migration targets
-        included, in inventory order.
-      type: list
-      elements: str
+  sample:
+    c1:
+      - hv1
+      - hv2
+      - hv3
 cluster_hosts:
   description: Every host of the clusters concerned, cluster after cluster.
   returned: success
   type: list
   elements: str
 cluster_of:
-  description: Host name to its cluster as the run names it, for every host of the clusters concerned.
+  description:
+    - Host name to its cluster as the run names it, for every host of the clusters concerned.
+    - 'Each key is a host''s inventory name; each value (str):'
+    - One key per host of the clusters concerned, its inventory name. The value is its cluster, as RV(members) names
+      it.
   returned: success
   type: dict
-  sample: {"hv1": "c1", "hv2": "c1", "hv3": "c1"}
-  contains:
-    <host>:
-      description: One key per host of the clusters concerned, its inventory name. The value is its cluster, as
-        RV(members) names it.
-      type: str
+  sample:
+    hv1: c1
+    hv2: c1
+    hv3: c1
 identity:
-  description: Each cluster (as the run names it) to its zone, pod and cluster names.
+  description:
+    - Each cluster (as the run names it) to its zone, pod and cluster names.
+    - 'Each key is a cluster''s name as the run names it; each value (dict):'
+    - One key per cluster concerned, as RV(members) names it.
   returned: success
   type: dict
-  sample: {"z2/p1/c1": {"zone": "z2", "pod": "p1", "cluster": "c1"}}
-  contains:
-    <cluster>:
-      description: One key per cluster concerned, as RV(members) names it.
-      type: dict
-      contains:
-        zone:
-          description: The cluster's C(rm_zone) (empty when its hosts have none).
-          type: str
-        pod:
-          description: The cluster's C(rm_pod) (empty when its hosts have none).
-          type: str
-        cluster:
-          description: The cluster's C(rm_cluster).
-          type: str
+  sample:
+    z2/p1/c1:
+      zone: z2
+      pod: p1
+      cluster: c1
 kind:
   description: Which scope variable was given.
   returned: success
@@ -170,8 +172,8 @@ settings:
       sample: 10
     rm_lock_timeout:
       description:
-        - The run's C(rm_lock_timeout), in seconds. It is the base of RV(settings.rm_lock_threshold), and how long
-          another run's lock that records no threshold may go unrenewed before this run takes it over.
+        - The run's C(rm_lock_timeout), in seconds. It is the base of RV(settings.rm_lock_threshold), and how long another
+          run's lock that records no threshold may go unrenewed before this run takes it over.
       type: int
       sample: 900
     rm_max_parallel_migrations:
@@ -180,15 +182,14 @@ settings:
       sample: 2
     rm_lock_renewal_interval:
       description:
-        - How often (seconds) the run renews its lock on the hosts it is not working on, between its steps. A third
-          of C(rm_lock_timeout), never below C(rm_ping_interval).
+        - How often (seconds) the run renews its lock on the hosts it is not working on, between its steps. A third of
+          C(rm_lock_timeout), never below C(rm_ping_interval).
       type: int
       sample: 300
     rm_lock_threshold:
       description:
-        - Seconds without a renewal after which another run may take this one for gone, recorded in its lock.
-          C(rm_lock_timeout) (never below three polls) plus the longer of C(rm_stage_timeout) and
-          C(rm_wait_maintenance_timeout).
+        - Seconds without a renewal after which another run may take this one for gone, recorded in its lock. C(rm_lock_timeout)
+          (never below three polls) plus the longer of C(rm_stage_timeout) and C(rm_wait_maintenance_timeout).
       type: int
       sample: 2700
 """

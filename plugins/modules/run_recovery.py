@@ -112,26 +112,25 @@ lines:
   type: list
   elements: str
 takeover_renewed_at:
-  description: Host to when the lock to replace there was last renewed (seconds since the epoch), as judged.
+  description:
+    - Host to when the lock to replace there was last renewed (seconds since the epoch), as judged.
+    - 'Each key is a host''s inventory name; each value (float):'
+    - One key per host of RV(takeover), its inventory name. The value is the lock's renewal time as judged, for M(kvmops.rolling.run_lock)'s
+      O(kvmops.rolling.run_lock#module:takeover_renewed_at); the takeover is refused on the host if the lock was renewed
+      since.
   returned: always
   type: dict
-  sample: {"hv1": 1795555000.0}
-  contains:
-    <host>:
-      description:
-        - One key per host of RV(takeover), its inventory name. The value is the lock's renewal time as judged, for
-          M(kvmops.rolling.run_lock)'s O(kvmops.rolling.run_lock#module:takeover_renewed_at); the takeover is refused
-          on the host if the lock was renewed since.
-      type: float
+  sample:
+    hv1: 1795555000.0
 takeover:
-  description: Host to the gone run whose lock is replaced there.
+  description:
+    - Host to the gone run whose lock is replaced there.
+    - 'Each key is a host''s inventory name; each value (str):'
+    - One key per host whose lock a gone run holds, its inventory name. The value is that run's id.
   returned: always
   type: dict
-  sample: {"hv1": "20261124T221000Z-4711"}
-  contains:
-    <host>:
-      description: One key per host whose lock a gone run holds, its inventory name. The value is that run's id.
-      type: str
+  sample:
+    hv1: 20261124T221000Z-4711
 lock_hosts:
   description: The hosts of the clusters that answered, in inventory order; the run takes its lock on each.
   returned: always
@@ -168,185 +167,32 @@ wait_jobs:
       description: Seconds to wait for it at most, what is left of its timeout and some slack.
       type: int
 leave_maintenance:
-  description: Host to the gone run that left it in maintenance.
+  description:
+    - Host to the gone run that left it in maintenance.
+    - 'Each key is a host''s inventory name; each value (str):'
+    - One key per host a gone run left in maintenance, its inventory name. The value is that run's id.
   returned: always
   type: dict
-  sample: {"hv2": "20261124T221000Z-4711"}
-  contains:
-    <host>:
-      description: One key per host a gone run left in maintenance, its inventory name. The value is that run's id.
-      type: str
+  sample:
+    hv2: 20261124T221000Z-4711
 enable_clusters:
-  description: Cluster to the gone run that left it disabled.
+  description:
+    - Cluster to the gone run that left it disabled.
+    - 'Each key is a cluster''s name as the run names it; each value (str):'
+    - One key per cluster a gone run left disabled, as the run names it. The value is that run's id.
   returned: always
   type: dict
-  sample: {"c1": "20261124T221000Z-4711"}
-  contains:
-    <cluster>:
-      description: One key per cluster a gone run left disabled, as the run names it. The value is that run's id.
-      type: str
+  sample:
+    c1: 20261124T221000Z-4711
 resumed_records:
   description:
-    - When resuming, host to its record in the resumed run. A final one (updated, or needed no maintenance) is
-      kept as it is; one in progress is where the host goes on from. Hosts the run failed or never reached start
-      afresh.
+    - When resuming, host to its record in the resumed run. A final one (updated, or needed no maintenance) is kept as
+      it is; one in progress is where the host goes on from. Hosts the run failed or never reached start afresh.
+    - 'Each key is a host''s inventory name; each value (dict):'
+    - One key per host whose record the resumed run goes on from, its inventory name. The value is the record the host
+      kept (C(last_run.json)), as RV(kvmops.rolling.hypervisor_info#module:hypervisor.last_run.record).
   returned: always
   type: dict
-  contains:
-    <host>:
-      description:
-        - One key per host whose record the resumed run goes on from, its inventory name. The value is the record
-          the host kept (C(last_run.json)), as RV(kvmops.rolling.hypervisor_info#module:hypervisor.last_run.record).
-      type: dict
-      contains:
-        host:
-          description: The host's inventory name.
-          type: str
-          sample: hv1
-        cluster:
-          description: The host's cluster, as the run names it.
-          type: str
-          sample: c1
-        status:
-          description:
-            - V(in_progress) while the host's turn goes on.
-            - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check
-              mode), V(skipped) (the host needed no maintenance) or V(failed).
-          type: str
-          sample: in_progress
-        kind:
-          description:
-            - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance)
-              failed), V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
-          returned: when the turn ended with the host skipped or failed
-          type: str
-        stage:
-          description:
-            - Where the turn of a host skipped or failed ended, a stage or a step such as C(maintenance mode).
-            - Empty otherwise.
-          type: str
-        reason:
-          description: Why the host was skipped or failed; empty otherwise.
-          type: str
-        aborts_run:
-          description:
-            - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or
-              a lost lock always does.
-          returned: when the turn ended with the host skipped or failed
-          type: bool
-        start:
-          description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
-          type: str
-          sample: "2026-11-24T22:14:03Z"
-        end:
-          description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
-          type: str
-        stages:
-          description: Stage name to what the record keeps of the stage, for each stage the host went through.
-          type: dict
-          contains:
-            <stage>:
-              description:
-                - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or
-                  V(PostMaintenance).
-                - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
-              type: dict
-              contains:
-                status:
-                  description: How the stage ended, as RV(kvmops.rolling.maintenance_stage#module:status).
-                  type: str
-                  sample: ok
-                succeeded:
-                  description: Whether the run may go on with the host after the stage.
-                  type: bool
-                rc:
-                  description: The script's exit code; null when it was killed, did not end by itself, or no script ran.
-                  type: int
-                signal:
-                  description: Name of the signal that ended the script; null when none did.
-                  type: str
-                duration:
-                  description: Seconds the stage took on the host; null when no script ran.
-                  type: float
-                elapsed:
-                  description:
-                    - Seconds from the start of the task until the controller saw the stage end.
-                    - Null in check mode, and in the record the host keeps as the stage ends.
-                  type: float
-                started_at:
-                  description: Unix time the script started; null when no script ran.
-                  type: float
-                ended_at:
-                  description: Unix time the stage ended; null when no script ran.
-                  type: float
-                script:
-                  description: Path of the stage script; null when the stage has none.
-                  type: str
-                stdout_tail:
-                  description: The last 8 KiB of the script's standard output.
-                  type: str
-                stderr_tail:
-                  description: The last 8 KiB of the script's standard error.
-                  type: str
-                msg:
-                  description: What happened, in one line.
-                  type: str
-                reconnects:
-                  description:
-                    - How many times the controller had to reconnect to the host while the stage ran.
-                    - Null in check mode, and in the record the host keeps as the stage ends.
-                  type: int
-                adopted:
-                  description:
-                    - True when the stage an interrupted run had started was followed instead of run again.
-                    - Null otherwise.
-                  type: bool
-        evacuation:
-          description: What the record keeps of the host's evacuation.
-          returned: once the host's evacuation was tried
-          type: dict
-          contains:
-            status:
-              description: How the evacuation ended, as RV(kvmops.rolling.host_maintenance#module:status).
-              type: str
-              sample: ok
-            moves:
-              description:
-                - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds),
-                  C(error)), as RV(kvmops.rolling.host_maintenance#module:moves).
-                - In check mode, the planned moves.
-              returned: when the evacuation ran, and in check mode
-              type: list
-              elements: dict
-            moved:
-              description: How many guests moved.
-              returned: when the evacuation ran
-              type: int
-            still_running:
-              description: Guests still running on the host when the evacuation ended.
-              returned: when the evacuation ran
-              type: list
-              elements: str
-            on_both:
-              description: Guests a half-failed migration left running on the host and on its target, left untouched.
-              returned: when the evacuation ran
-              type: list
-              elements: str
-            msg:
-              description: What happened, in one line.
-              type: str
-            duration:
-              description: Seconds the evacuation took on the host.
-              returned: when the evacuation ran
-              type: float
-            elapsed:
-              description: Seconds from the start of the task until the controller saw the evacuation end.
-              returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
-              type: float
-            adopted:
-              description: True when the evacuation an interrupted run had started was followed instead of started again.
-              returned: when an evacuation was adopted
-              type: bool
 disabled_clusters:
   description: When resuming, the clusters the resumed run had disabled.
   returned: always
