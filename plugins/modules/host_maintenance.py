@@ -146,106 +146,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 record:
-  description: With O(state=present), the host's record (option O(record)) with the evacuation in its C(evacuation) key,
-    closed as failed (or critical, for a guest left running on two hosts) when the evacuation failed.
+  description:
+    - With O(state=present), the host's record (option O(record)) with the evacuation in its C(evacuation) key, closed
+      as failed (or critical, for a guest left running on two hosts) when the evacuation failed.
+    - Its keys are those of RV(kvmops.rolling.maintenance_stage#module:record), as described there; the evacuation's
+      summary is under C(evacuation).
   returned: when O(record) was given
   type: dict
-  contains:
-    host:
-      description: The host's inventory name.
-      type: str
-      sample: hv1
-    cluster:
-      description: The host's cluster, as the run names it.
-      type: str
-      sample: c1
-    status:
-      description:
-        - V(in_progress) while the host's turn goes on.
-        - Once it has ended, V(updated) (every stage that ran succeeded), V(planned) (the same, in check mode), V(skipped)
-          (the host needed no maintenance) or V(failed).
-      type: str
-      sample: in_progress
-    kind:
-      description:
-        - How the turn ended, for a host skipped or failed. V(skip), V(failure), V(postfailure) (C(PostMaintenance) failed),
-          V(critical) (a guest runs on two hosts) or V(lost_lock) (the run no longer holds its lock).
-      returned: when the turn ended with the host skipped or failed
-      type: str
-    stage:
-      description:
-        - Where the turn of a host skipped or failed ended, a stage or a step such as C(maintenance mode).
-        - Empty otherwise.
-      type: str
-    reason:
-      description: Why the host was skipped or failed; empty otherwise.
-      type: str
-    aborts_run:
-      description:
-        - Whether that outcome aborts the run. A failure does unless C(rm_forced); a guest on two hosts or a lost lock
-          always does.
-      returned: when the turn ended with the host skipped or failed
-      type: bool
-    start:
-      description: When the host's maintenance began, after C(PreFlight) (UTC, ISO 8601); empty before.
-      type: str
-      sample: '2026-11-24T22:14:03Z'
-    end:
-      description: When the host's turn ended (UTC, ISO 8601); empty while it goes on.
-      type: str
-    stages:
-      description:
-        - Stage name to what the record keeps of the stage, for each stage the host went through.
-        - 'Each key is a stage''s name; each value (dict):'
-        - One key per stage the host went through, V(PreFlight), V(PreMaintenance), V(Maintenance) or V(PostMaintenance).
-        - The value is the stage's summary, as RV(kvmops.rolling.maintenance_stage#module:summary).
-      type: dict
-    evacuation:
-      description: What the record keeps of the host's evacuation.
-      returned: once the host's evacuation was tried
-      type: dict
-      contains:
-        status:
-          description: How the evacuation ended, as RV(kvmops.rolling.host_maintenance#module:status).
-          type: str
-          sample: ok
-        moves:
-          description:
-            - Each planned guest with how its move ended (C(vm), C(uuid), C(target), C(status), C(seconds), C(error)),
-              as RV(kvmops.rolling.host_maintenance#module:moves).
-            - In check mode, the planned moves.
-          returned: when the evacuation ran, and in check mode
-          type: list
-          elements: dict
-        moved:
-          description: How many guests moved.
-          returned: when the evacuation ran
-          type: int
-        still_running:
-          description: Guests still running on the host when the evacuation ended.
-          returned: when the evacuation ran
-          type: list
-          elements: str
-        on_both:
-          description: Guests a half-failed migration left running on the host and on its target, left untouched.
-          returned: when the evacuation ran
-          type: list
-          elements: str
-        msg:
-          description: What happened, in one line.
-          type: str
-        duration:
-          description: Seconds the evacuation took on the host.
-          returned: when the evacuation ran
-          type: float
-        elapsed:
-          description: Seconds from the start of the task until the controller saw the evacuation end.
-          returned: when the evacuation ran, but not in the record the host keeps as the evacuation ends
-          type: float
-        adopted:
-          description: True when the evacuation an interrupted run had started was followed instead of started again.
-          returned: when an evacuation was adopted
-          type: bool
 record_kept:
   description: Whether that record was kept on the host (C(last_run.json)) when the evacuation ended.
   returned: when O(record) was given and the evacuation ended, not in check mode

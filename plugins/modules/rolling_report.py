@@ -169,7 +169,7 @@ report:
         - The hosts that got their maintenance, in the order of the run. Empty in check mode.
         - Each entry has C(host), C(cluster), C(start) and C(end) (UTC, ISO 8601), C(stages) (stage name to what was
           kept of it, as RV(kvmops.rolling.maintenance_stage#module:summary)) and, when the host was evacuated, C(evacuation)
-          (as RV(kvmops.rolling.host_maintenance#module:record.evacuation)).
+          (the C(evacuation) of RV(kvmops.rolling.host_maintenance#module:record)).
       type: list
       elements: dict
     hosts_planned:

@@ -148,56 +148,16 @@ EXAMPLES = r"""
 
 RETURN = r"""
 previous:
-  description: The lock found before the task (null when there was none).
+  description:
+    - The lock found before the task (null when there was none).
+    - Its keys are those of RV(kvmops.rolling.hypervisor_info#module:hypervisor.lock) but C(age) and C(renewed_at), as
+      described there.
   returned: always
   type: dict
-  sample: {"cluster": "c1", "run_id": "20261124T221000Z-4711", "started": "2026-11-24T22:10:00Z"}
-  contains:
-    cluster:
-      description: The cluster the lock is for.
-      type: str
-      sample: c1
-    run_id:
-      description: The run that holds the lock.
-      type: str
-      sample: 20261124T221000Z-4711
-    started:
-      description: When that run started (UTC, ISO 8601); empty when it did not say.
-      type: str
-      sample: "2026-11-24T22:10:00Z"
-    controller:
-      description: The controller that runs the holder, as the holder gave it (empty when it gave none).
-      type: dict
-      contains:
-        host:
-          description: The controller's host name.
-          type: str
-          sample: awx-1
-        boot_id:
-          description: The controller's boot id, to tell that it rebooted since.
-          type: str
-        pid:
-          description: The process id of the run's ansible-playbook process.
-          type: int
-          sample: 4242
-        pid_start_ticks:
-          description:
-            - When that process started (clock ticks since boot), to tell it apart from a later process with the same id.
-            - Null when unknown.
-          type: int
-          sample: 991
-    taken_at:
-      description: When the holder took the lock or last wrote it again (seconds since the epoch, the host's clock).
-      type: float
-    took_over:
-      description: The run whose lock the holder took over; null when it took a free lock or its own again.
-      type: str
-    renew_interval:
-      description: How often (seconds) the holder renews the lock at the least; null when it recorded none.
-      type: int
-    threshold:
-      description: Seconds without a renewal after which the holder may be taken for gone; null when it recorded none.
-      type: int
+  sample:
+    cluster: c1
+    run_id: 20261124T221000Z-4711
+    started: '2026-11-24T22:10:00Z'
 held:
   description: Whether O(run_id) holds the lock on the host after the task (in check mode, whether it would).
   returned: always
@@ -211,7 +171,7 @@ lock_lost:
   description: Why the run no longer holds the lock, when it lost it (O(state=renewed), or while waiting for O(wait_job_id)).
   returned: when the lock was lost
   type: str
-  sample: "the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ..."
+  sample: the lock of cluster c1 was taken over by run 20261125T010000Z-77, started ...
 msg:
   description: What happened.
   returned: always

@@ -28,9 +28,18 @@ def keyed_by_names(value: Dict[str, Any]) -> bool:
     return any(str(line).startswith("Each key is ") for line in lines)
 
 
+def same_as_elsewhere(value: Dict[str, Any]) -> bool:
+    """A dict of the same keys as another module's return value points to it (RV(kvmops.rolling.MODULE#module:KEY))
+    rather than saying it all again."""
+    description = value.get("description")
+    lines = description if isinstance(description, list) else [description]
+    return any("are those of RV(kvmops.rolling." in str(line) for line in lines)
+
+
 def dicts_without_contains(returned: Dict[str, Any], where: str = "") -> Iterator[str]:
     for key, value in returned.items():
-        if value.get("type") == "dict" and "contains" not in value and not keyed_by_names(value):
+        if value.get("type") == "dict" and "contains" not in value and not keyed_by_names(value) \
+                and not same_as_elsewhere(value):
             yield where + key
         if "contains" in value:
             yield from dicts_without_contains(value["contains"], where + key + ".")
