@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.kvmops.rolling.plugins.module_utils._errors import RollingError
 from ansible_collections.kvmops.rolling.plugins.module_utils._stage import (
@@ -64,6 +64,13 @@ def lock_renewal_interval(lock_timeout: int, ping_interval: int) -> int:
     """How often the run renews its lock on every host it holds, between its steps: a third of rm_lock_timeout, and
     never more often than it polls (never below 1 s)."""
     return max(1, ping_interval, lock_timeout // 3)
+
+
+def lock_renewal_due(renewed_at: Optional[float], interval: float, now: float, check_mode: bool) -> bool:
+    """Whether the run's locks on the hosts it is not working on are due for renewal before its next step: once
+    ``interval`` (lock_renewal_interval) has passed since they were taken or last renewed; never in check mode
+    (a check run takes no lock) nor before they were taken."""
+    return not check_mode and renewed_at is not None and now - renewed_at >= interval
 
 
 def lock_threshold(lock_timeout: int, ping_interval: int, longest_step: int) -> int:

@@ -6,7 +6,13 @@ from typing import Any, Dict
 
 import pytest
 
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._scope import ScopeError, names_of, resolve
+from ansible_collections.kvmops.rolling.plugins.filter.locks import lock_renewal_due as due_filter
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._scope import (
+    ScopeError,
+    lock_renewal_due,
+    names_of,
+    resolve,
+)
 
 INVENTORY: Dict[str, Dict[str, Any]] = {
     "hv1": {"rm_cluster": "c1", "rm_pod": "p1", "rm_zone": "z1"},
@@ -156,3 +162,15 @@ def test_names_of() -> None:
     assert names_of(None) == []
     with pytest.raises(ScopeError):
         names_of({"a": 1})
+
+
+def test_the_locks_are_due_for_renewal_once_the_interval_has_passed_never_in_check_mode() -> None:
+    assert not lock_renewal_due(1000.0, 300, now=1299.0, check_mode=False)
+    assert lock_renewal_due(1000.0, 300, now=1300.0, check_mode=False)
+    assert not lock_renewal_due(1000.0, 300, now=5000.0, check_mode=True)
+    assert not lock_renewal_due(None, 300, now=5000.0, check_mode=False)  # not taken yet
+
+
+def test_the_filter_takes_the_timestamp_a_fact_keeps_as_text() -> None:
+    assert due_filter("1000.5", "1", "false") and not due_filter("", 1) and not due_filter(None, 1)
+    assert not due_filter("1000.5", 1, True)
