@@ -221,33 +221,11 @@ left_maintenance:
       type: list
       elements: str
     mark:
-      description: The maintenance mark that was removed (C(maintenance.json) in O(state_dir)).
+      description:
+        - The maintenance mark that was removed (C(maintenance.json) in O(state_dir)).
+        - Its keys are those of RV(kvmops.rolling.hypervisor_info#module:hypervisor.maintenance), as described there.
       returned: when the host was in maintenance
       type: dict
-      contains:
-        run_id:
-          description: The run that put the host into maintenance.
-          type: str
-          sample: 20261124T221000Z-4711
-        host:
-          description: The host's inventory name, as that run gave it.
-          type: str
-          sample: hv1
-        job_id:
-          description: The evacuation job (its files are in O(state_dir)/jobs/<job_id>).
-          type: str
-        state:
-          description: V(evacuating) while the guests are being moved off, V(in_maintenance) once the host is empty.
-          type: str
-          sample: in_maintenance
-        since:
-          description: When the evacuation started (seconds since the epoch).
-          type: float
-          sample: 1795555000.0
-        entered_at:
-          description: When the host was empty and entered maintenance (seconds since the epoch).
-          returned: when C(state) is V(in_maintenance)
-          type: float
 hypervisor:
   description:
     - With O(read_hypervisor), the host as M(kvmops.rolling.hypervisor_info) returns it (its RV(kvmops.rolling.hypervisor_info#module:hypervisor)).
