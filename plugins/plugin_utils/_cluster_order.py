@@ -66,3 +66,18 @@ class ClusterSequence:
             self.finished.append(self.current)
         self.current = cluster
         return None
+
+
+CLUSTER_SERIAL = "kvmops.rolling.cluster_serial"
+LINEAR = "ansible.builtin.linear"
+# From this ansible-core on, a strategy plugin outside ansible.builtin prints a deprecation warning.
+COLLECTION_STRATEGIES_DEPRECATED = (2, 19)
+
+
+def host_play_strategy(chosen: str, core_version: str) -> str:
+    """The strategy of the one-host-at-a-time play: the operator's choice, else cluster_serial where
+    ansible-core still supports strategies from collections, and linear from 2.19 on."""
+    if chosen:
+        return chosen
+    numbers = tuple(int(part) for part in core_version.split(".")[:2] if part.isdigit())
+    return LINEAR if numbers >= COLLECTION_STRATEGIES_DEPRECATED else CLUSTER_SERIAL

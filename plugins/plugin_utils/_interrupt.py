@@ -5,21 +5,27 @@
 
 ansible-playbook's own answer to Ctrl-C is to stop where it is, which would leave a host in
 maintenance and its cluster disabled. In the run's main process the first SIGINT only records the
-request (the strategy then aborts the run, so the finish play enables the clusters and takes hosts
-out of maintenance) and tells each worker with SIGUSR1. A worker that follows a host job (a stage,
+request: it aborts the run (``rm_aborted`` on localhost, so the host play starts no further host and the
+finish play enables the clusters and takes hosts out of maintenance) and tells each worker with SIGUSR1. A worker that follows a host job (a stage,
 an evacuation) takes that as a KeyboardInterrupt: its driver cancels the job on the host. Any other
 worker ignores it and ends its task normally. A second Ctrl-C is left to ansible-playbook.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 # Main process to workers: "the operator interrupted the run". Ignored outside a host job.
 WORKER_SIGNAL = signal.SIGUSR1
+
+INTERRUPTED = ("interrupted by the operator (Ctrl-C): the stage or evacuation under way was cancelled and no "
+               "further host was started")
+WARNING = ("Ctrl-C: stopping the run cleanly (cancelling what runs, leaving maintenance, enabling the cluster, "
+           "writing the report); press Ctrl-C again to stop at once")
 
 
 class Interrupt:
@@ -40,6 +46,21 @@ def install(on_request: Callable[[], None], workers: Callable[[], Iterable[int]]
     Interrupt.previous_handler = signal.signal(signal.SIGINT, _on_sigint)
     # Inherited by the workers forked from now on, so the signal never kills one.
     signal.signal(WORKER_SIGNAL, signal.SIG_IGN)
+
+
+def install_clean_stop(variable_manager: Any, warn: Callable[[str], None]) -> None:
+    """The run's clean stop: the first Ctrl-C aborts the run through ``variable_manager`` (the main process's)."""
+
+    def abort_run() -> None:
+        warn(WARNING)
+        variable_manager.set_nonpersistent_facts("localhost", {"rm_aborted": True, "rm_abort_reason": INTERRUPTED})
+
+    install(abort_run, live_workers)
+
+
+def live_workers() -> List[int]:
+    """The worker processes ansible-playbook has forked and that still run (its workers are multiprocessing's)."""
+    return [child.pid for child in multiprocessing.active_children() if child.pid]
 
 
 def _on_sigint(signum: int, frame: Any) -> None:

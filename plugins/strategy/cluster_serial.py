@@ -16,16 +16,16 @@ description:
     serial batches that comes back to a cluster after another cluster was begun.
   - It only orders hosts and runs the built-in linear strategy for each; every guarantee of the rolling
     maintenance playbook also holds under C(ansible.builtin.linear) with C(serial) 1, because the playbook
-    orders the hosts itself, but one.
-  - "That one: from the start of its play on, the first Ctrl-C stops the run cleanly: the stage or evacuation
-    under way is cancelled on its host, the run is aborted (C(rm_aborted)), and the plays that follow take the
-    host out of maintenance, enable the cluster again and write the report. A second Ctrl-C stops
-    ansible-playbook at once (the next run repairs what is left)."
+    orders the hosts itself.
+  - The clean Ctrl-C of a run is not the strategy's: the P(kvmops.rolling.host_play_strategy#lookup) lookup,
+    which chooses the strategy of the host play, installs it under either strategy.
+  - ansible-core 2.19 deprecated strategy plugins outside C(ansible.builtin); from that version on the
+    playbook runs C(ansible.builtin.linear) unless C(rm_strategy) names this one.
 author:
   - kvmops.rolling engineers (@kvmops)
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 from ansible.utils.display import Display
@@ -37,10 +37,6 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order impo
     group_by_cluster,
     serial_refusal,
 )
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._interrupt import install as install_interrupt
-
-INTERRUPTED = ("interrupted by the operator (Ctrl-C): the stage or evacuation under way was cancelled and no "
-               "further host was started")
 
 display = Display()
 
@@ -65,7 +61,6 @@ class StrategyModule(LinearStrategy):
         if refusal:
             display.error(refusal)
             return self._tqm.RUN_ERROR
-        install_interrupt(self._abort_run, self._live_workers)
         self._only_host = None
         self._set_hosts_cache(play)
         clusters = cluster_names({name: self._cluster_of(play, name) for name in self._hosts_cache})
@@ -82,15 +77,6 @@ class StrategyModule(LinearStrategy):
             result |= super().run(iterator, play_context)
         self._only_host = None
         return result
-
-    def _abort_run(self) -> None:
-        display.warning("Ctrl-C: stopping the run cleanly (cancelling what runs, leaving maintenance, enabling the "
-                        "cluster, writing the report); press Ctrl-C again to stop at once")
-        self._variable_manager.set_nonpersistent_facts("localhost", {"rm_aborted": True,
-                                                                     "rm_abort_reason": INTERRUPTED})
-
-    def _live_workers(self) -> List[int]:
-        return [worker.pid for worker in self._tqm._workers if worker is not None and worker.pid and worker.is_alive()]
 
     def _cluster_of(self, play: Any, name: str) -> ClusterIdentity:
         host = self._inventory.get_host(name)

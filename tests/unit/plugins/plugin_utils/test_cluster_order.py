@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._cluster_order import (
+    CLUSTER_SERIAL,
+    LINEAR,
     ClusterSequence,
     cluster_identity,
     cluster_names,
     group_by_cluster,
+    host_play_strategy,
     serial_refusal,
 )
 
@@ -53,3 +56,17 @@ def test_going_back_to_a_cluster_is_refused() -> None:
     assert sequence.enter("a1", "c2") is None
     message = sequence.enter("b3", "c1")
     assert message is not None and "host b3 of cluster c1 comes after cluster c2 was begun" in message
+
+
+@pytest.mark.parametrize("chosen, version, expected", [
+    ("", "2.16.14", CLUSTER_SERIAL),
+    ("", "2.18.0", CLUSTER_SERIAL),
+    ("", "2.19.0", LINEAR),
+    ("", "2.21.0rc1", LINEAR),
+    ("", "3.0.0", LINEAR),
+    ("ansible.builtin.linear", "2.16.14", LINEAR),
+    ("kvmops.rolling.cluster_serial", "2.21.0", CLUSTER_SERIAL),
+])
+def test_the_host_play_runs_linear_where_strategies_from_collections_are_deprecated(
+        chosen: str, version: str, expected: str) -> None:
+    assert host_play_strategy(chosen, version) == expected
