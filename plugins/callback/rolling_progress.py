@@ -28,6 +28,8 @@ description:
   - At the end of the playbook, when the custom stats published with C(ansible.builtin.set_stats) hold
     the C(rolling_maintenance) report, the report is printed once more under the header
     C(ROLLING MAINTENANCE REPORT), after the play recap, with the path of its JSON file.
+  - The stdout callback P(kvmops.rolling.quiet#callback) prints these lines itself; with both enabled, they are
+    printed once.
   - A problem inside the callback never stops or fails the run; it only costs its own output (it is
     shown at verbosity 3).
 requirements:
@@ -56,6 +58,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
     TONE_OK,
     TONE_SKIP,
     Position,
+    ProgressOutput,
     RecordTracker,
     Run,
     abort_words,
@@ -147,8 +150,9 @@ class CallbackModule(CallbackBase):
     CALLBACK_NAME = "kvmops.rolling.rolling_progress"
     CALLBACK_NEEDS_ENABLED = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, in_stdout_callback: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._in_stdout_callback = in_stdout_callback
         self._run: Optional[Run] = None
         self._play: Any = None
         self._started: Dict[Tuple[str, str], Tuple[float, bool]] = {}
@@ -185,7 +189,13 @@ class CallbackModule(CallbackBase):
             return position_of(name, self._run)
         return position_of(name, self._run, self._cluster_hint(host))
 
+    def _printed_elsewhere(self) -> bool:
+        """Whether the kvmops.rolling.quiet stdout callback, which carries these lines, prints them instead."""
+        return ProgressOutput.in_stdout_callback and not self._in_stdout_callback
+
     def _say(self, position: Position, host: Optional[str], text: str, tone: str = "") -> None:
+        if self._printed_elsewhere():
+            return
         color = {TONE_OK: C.COLOR_OK, TONE_CHANGED: C.COLOR_CHANGED, TONE_SKIP: C.COLOR_SKIP,
                  TONE_ERROR: C.COLOR_ERROR}.get(tone)
         self._display.display(progress_line(position, host, text), color=color)
@@ -335,7 +345,7 @@ class CallbackModule(CallbackBase):
     @_quiet
     def v2_playbook_on_stats(self, stats: Any) -> None:
         report = find_report(getattr(stats, "custom", None)) or self._report
-        if report is None:
+        if report is None or self._printed_elsewhere():
             return
         lines = summary_lines(report, self._report_path)
         self._display.banner(REPORT_HEADER)

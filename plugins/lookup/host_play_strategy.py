@@ -21,7 +21,8 @@ description:
   - This is done here because the C(strategy) keyword of a play is templated in ansible-playbook's own
     process before the play starts, the only place a collection can reach without a setting of the
     operator's.
-  - Use it only in the C(strategy) keyword of a play after the first one (it needs C(hostvars)).
+  - Use it in the C(strategy) keyword of a play after the first one. Before the first play has run (and in
+    C(--syntax-check)) there is no run to stop, and it only returns the strategy.
 options:
   _terms:
     description: The strategy asked for (the run's C(rm_strategy)); empty for the default.
@@ -49,7 +50,6 @@ _raw:
 
 from typing import Any, Dict, List, Optional
 
-from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.release import __version__ as core_version
 from ansible.utils.display import Display
@@ -64,8 +64,6 @@ class LookupModule(LookupBase):
         chosen = str(terms[0]).strip() if terms and terms[0] is not None else ""
         # hostvars reaches the variable manager of ansible-playbook's process: the abort is set through it.
         manager = getattr((variables or {}).get("hostvars"), "_variable_manager", None)
-        if manager is None:
-            raise AnsibleLookupError("kvmops.rolling.host_play_strategy: no hostvars to abort the run through; use it "
-                                     "in the strategy keyword of a play that is not the playbook's first")
-        install_clean_stop(manager, display.warning)
+        if manager is not None:  # absent only before the playbook's first play ran, as in --syntax-check
+            install_clean_stop(manager, display.warning)
         return [host_play_strategy(chosen, core_version)]

@@ -397,3 +397,29 @@ def line_tone(line: str) -> str:
     if line.startswith("Rolling maintenance ") and " SUCCESS" in line:
         return TONE_OK
     return TONE_PLAIN
+
+
+class ProgressOutput:
+    """Which callback prints the progress lines: the quiet stdout callback when it runs (it carries them), so
+    that rolling_progress, enabled beside it, does not print each line twice."""
+
+    in_stdout_callback = False
+
+
+# What a failed role argument validation carries besides its errors: the whole argument spec, thousands of
+# characters, of no use to the operator who typed a wrong value.
+_ARGUMENT_SPEC_NOISE = ("argument_spec_data", "validate_args_context", "argument_errors")
+
+
+def refused_arguments(result: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """A failed argument validation as the quiet callback shows it: its message on one line, and nothing of
+    the argument spec. None for any other result, which is shown in full."""
+    if "argument_spec_data" not in result and "argument_errors" not in result:
+        return None
+    errors = result.get("argument_errors")
+    message = str(result.get("msg") or "Validation of arguments failed:")
+    if isinstance(errors, list) and errors:
+        message = "%s %s" % (message.splitlines()[0].strip(), "; ".join(str(error) for error in errors))
+    shown = {key: value for key, value in result.items() if key not in _ARGUMENT_SPEC_NOISE}
+    shown["msg"] = " ".join(message.split())
+    return shown

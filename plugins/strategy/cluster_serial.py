@@ -17,7 +17,7 @@ description:
   - It only orders hosts and runs the built-in linear strategy for each; every guarantee of the rolling
     maintenance playbook also holds under C(ansible.builtin.linear) with C(serial) 1, because the playbook
     orders the hosts itself.
-  - The clean Ctrl-C of a run is not the strategy's: the P(kvmops.rolling.host_play_strategy#lookup) lookup,
+  - The clean Ctrl-C of a run is not the strategy's. The P(kvmops.rolling.host_play_strategy#lookup) lookup,
     which chooses the strategy of the host play, installs it under either strategy.
   - ansible-core 2.19 deprecated strategy plugins outside C(ansible.builtin); from that version on the
     playbook runs C(ansible.builtin.linear) unless C(rm_strategy) names this one.

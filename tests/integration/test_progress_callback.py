@@ -1,5 +1,7 @@
-"""The rolling_progress callback on a real run (cluster c2 of the lab): one line per step, in order, and the
-report block at the very end of the output, on every ansible-core venv bootstrapped here."""
+"""What a run prints (cluster c2 of the lab). The rolling_progress callback beside the default stdout callback: one
+line per step, in order, and the report block at the very end of the output, on every ansible-core venv
+bootstrapped here. The quiet stdout callback of the repository's ansible.cfg: those lines, failures in full, the
+report, and little else; a refused input in one line."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
 # The venv running pytest, then every other ansible-core venv bootstrapped here (.venv-2.21, ...).
 VENVS = list(dict.fromkeys([VENV_BIN] + sorted(path / "bin" for path in REPO.glob(".venv-*")
                                                if (path / "bin" / "ansible-playbook").exists())))
-CALLBACK = {"ANSIBLE_CALLBACKS_ENABLED": "kvmops.rolling.rolling_progress"}
+CALLBACK = {"ANSIBLE_CALLBACKS_ENABLED": "kvmops.rolling.rolling_progress", "ANSIBLE_STDOUT_CALLBACK": "default"}
 SECONDS = r"in [0-9]+\.[0-9] s"
 MOVED = r"evacuation ok %s: ([0-9]+ of [0-9]+ guests? moved|no guest to move)" % SECONDS
 
@@ -103,3 +105,44 @@ def test_progress_lines_in_order_and_the_report_last(
     assert block[3] == "  skipped  c2/hv6  at PreMaintenance: Pre-maintenance stage set to avoid maintenance", block
     assert block[4:] == ["JSON report: %s" % report_path], block
     assert report_path.exists()
+
+
+def test_the_quiet_callback_shows_the_progress_the_failures_and_the_report_and_little_else(
+        lab: Lab, c2_hooks: None, tmp_path: Path) -> None:
+    lab.write_hook("hv5", "Maintenance", "echo patching failed >&2; exit 3")
+    # The repository's ansible.cfg: the quiet stdout callback, with rolling_progress enabled beside it.
+    completed = lab.playbook(PLAYBOOK, "-e", "rm_clusters=c2", "-e", "rm_ping_interval=1", "-e", "rm_forced=true",
+                             "-e", "rm_report_path=%s" % (tmp_path / "report.json"))
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 2, output
+    lines = completed.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("[rolling")]
+
+    # The same progress lines as beside the default callback, each printed once.
+    assert re.fullmatch(r"\[rolling\] run \S+: 3 host\(s\) in 1 cluster\(s\): hv4, hv5, hv6", progress[0]), progress
+    assert len(progress) == len(set(progress)), progress
+    assert progress[-1] == "[rolling c2] cluster enabled again (mark cleared on 3 of 3 hosts)", progress
+    assert [line for line in progress if line.startswith("[rolling c2 2/3] hv5: Maintenance stage failed")], progress
+    # No play banner, no result of a task that went well or was skipped; the one failure is shown in full
+    # under its task's banner: the run's own status, after hv5's stage failed.
+    assert not [line for line in lines if line.startswith(("PLAY [", "ok: [", "changed: [", "skipping: [", "included: "))]
+    banners = [line for line in lines if line.startswith("TASK [")]
+    assert len(banners) == 1 and "Fail when the run failed" in banners[0], banners
+    assert [line for line in lines if line.startswith("fatal: [localhost]: FAILED! => ")][0].count(
+        "1 updated, 1 skipped, 1 failed of 3 host(s)") == 1, output
+    header = [index for index, line in enumerate(lines) if line.startswith("ROLLING MAINTENANCE REPORT")]
+    assert len(header) == 1 and lines.index(next(line for line in lines if line.startswith("PLAY RECAP"))) < header[0]
+    assert "  FAILED   c2/hv5  at Maintenance: failed with exit code 3" in "\n".join(lines[header[0]:]), output
+    # Some 45 lines for a run of three hosts, where the default callback prints more than 150 task banners.
+    assert len([line for line in lines if line.strip()]) < 60, output
+
+
+def test_a_refused_input_is_one_line_under_the_quiet_callback(lab: Lab, tmp_path: Path) -> None:
+    completed = lab.playbook(PLAYBOOK, "-e", "rm_clusters=c2", "-e", "rm_stage_timeout=abc",
+                             "-e", "rm_report_path=%s" % (tmp_path / "report.json"))
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 2, output
+    refusal = [line for line in output.splitlines() if "Validation of arguments failed" in line]
+    assert refusal[0].startswith("fatal: [localhost]: FAILED! => ") and "rm_stage_timeout" in refusal[0], output
+    assert len(refusal[0]) < 300, refusal[0]
+    assert "argument_spec_data" not in output and "rm_cluster_disable_command" not in output, output

@@ -31,6 +31,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
     position_of,
     prefix,
     progress_line,
+    refused_arguments,
     resolve_argument,
     simple_variable,
     summary_lines,
@@ -295,3 +296,15 @@ def test_summary_tones() -> None:
     lines = summary_lines(failed)
     assert [line_tone(line) for line in lines] == ["error", "error", "plain", "skip", "error"]
     assert line_tone(summary_lines(report())[0]) == "ok"
+
+
+def test_a_failed_argument_validation_is_shown_as_its_errors_on_one_line() -> None:
+    result = {"failed": True, "changed": False, "msg": "Validation of arguments failed:\nargument 'a' is bad\nb is bad",
+              "argument_errors": ["argument 'a' is bad", "b is bad"], "validate_args_context": {"name": "role"},
+              "argument_spec_data": {"a": {"type": "int", "description": "x" * 4000}}}
+    assert refused_arguments(result) == {"failed": True, "changed": False,
+                                         "msg": "Validation of arguments failed: argument 'a' is bad; b is bad"}
+
+
+def test_any_other_failure_is_shown_in_full() -> None:
+    assert refused_arguments({"failed": True, "msg": "boom\ntrace", "rc": 1}) is None
