@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need.
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
-KVMLAB := $(CURDIR)/tests/lab/kvmlab
+KVMLAB := $(CURDIR)/extensions/lab/kvmlab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(VENV)/bin:$(PATH)
 # End-to-end tests mostly wait on SSH, libvirt and stage scripts: pytest-xdist workers run them side by

@@ -7,7 +7,7 @@ ansible-playbook process (and of its process tree) per third of the hosts after 
 run's duration and hosts per minute, seconds per host, and with --task-seconds the tasks that take
 the hosts play's time.
 
-Usage (the lab must be up: tests/lab/kvmlab up):
+Usage (the lab must be up: extensions/lab/kvmlab up):
   .venv/bin/python bench/fleet_memory.py [--clusters 9] [--hosts-per-cluster 6] [--task-seconds]
 """
 

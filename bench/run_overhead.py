@@ -8,7 +8,7 @@ again at the end) and four stage scripts that do nothing, rounds alternate betwe
 Reported per ping interval: the median wall seconds of both and their ratio; and, from the rolling runs, the
 seconds per play and per task (summed over the hosts, median over the rounds; bench/callback_plugins).
 
-Usage (the lab must be up: tests/lab/kvmlab up): .venv/bin/python bench/run_overhead.py [--rounds N] [--ping 10 2]
+Usage (the lab must be up: extensions/lab/kvmlab up): .venv/bin/python bench/run_overhead.py [--rounds N] [--ping 10 2]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the plainest way Ansible runs a 1-second command there. Rounds alternate between
 the machine's noise falls on both alike. Reported: the stage's own `elapsed` (task start to end seen
 by the controller), and whole-playbook wall times of both, with their ratio.
 
-Usage (the lab must be up: tests/lab/kvmlab up): .venv/bin/python bench/stage_latency.py [--rounds N]
+Usage (the lab must be up: extensions/lab/kvmlab up): .venv/bin/python bench/stage_latency.py [--rounds N]
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ short_description: A rolling maintenance run as an operator reads it, its progre
 version_added: 0.4.0
 description:
   - The output of C(ansible.builtin.default) without what a rolling maintenance run does not need to show.
-    There are no play and task banners, and nothing for tasks that went well, were skipped or included files.
+    There are no play and task banners, and nothing for tasks that went well, were skipped or included files,
+    except the messages of C(ansible.builtin.debug) tasks of the playbook's own (the collection's report is
+    shown once, at the end).
     A run of six hosts prints some 30 lines where the default callback prints more than 300 task banners.
   - What it shows.
   - The progress lines of P(kvmops.rolling.rolling_progress#callback), one per step of the run. This callback
@@ -31,12 +33,25 @@ author:
   - kvmops.rolling engineers (@kvmops)
 """
 
-from typing import Any
+from typing import Any, Callable
 
 from ansible import constants as C
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 from ansible_collections.kvmops.rolling.plugins.callback.rolling_progress import CallbackModule as ProgressCallback
-from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import ProgressOutput, refused_arguments
+from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
+    ProgressOutput,
+    canonical_action,
+    refused_arguments,
+    shows_debug_message,
+)
+
+
+def _shown(result: Any) -> bool:
+    """A debug message of the playbook's own (not the collection's report): shown as the default callback shows it."""
+    task = getattr(result, "task", None) or getattr(result, "_task", None)
+    role = getattr(task, "_role", None)
+    return shows_debug_message(canonical_action(getattr(task, "action", None), getattr(task, "resolved_action", None)),
+                               getattr(role, "_role_collection", None))
 
 
 def _result_of(result: Any) -> Any:
@@ -82,19 +97,26 @@ class CallbackModule(DefaultCallback):
         self.progress.v2_runner_on_start(host, task)
         super().v2_runner_on_start(host, task)
 
-    def v2_runner_on_ok(self, result: Any) -> None:
-        self.progress.v2_runner_on_ok(result)
+    def _ok(self, show: Callable[[Any], None], result: Any) -> None:
+        """A result that went well: said only with -v, or when it is a debug message of the playbook's own."""
         if self._verbose():
-            super().v2_runner_on_ok(result)
+            show(result)
+        elif _shown(result):
+            self.set_option("display_ok_hosts", True)
+            try:
+                show(result)
+            finally:
+                self.set_option("display_ok_hosts", False)
         else:
             self._warnings(result)
 
+    def v2_runner_on_ok(self, result: Any) -> None:
+        self.progress.v2_runner_on_ok(result)
+        self._ok(super().v2_runner_on_ok, result)
+
     def v2_runner_item_on_ok(self, result: Any) -> None:
         self.progress.v2_runner_item_on_ok(result)
-        if self._verbose():
-            super().v2_runner_item_on_ok(result)
-        else:
-            self._warnings(result)
+        self._ok(super().v2_runner_item_on_ok, result)
 
     def v2_runner_on_skipped(self, result: Any) -> None:
         self.progress.v2_runner_on_skipped(result)

@@ -423,3 +423,12 @@ def refused_arguments(result: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     shown = {key: value for key, value in result.items() if key not in _ARGUMENT_SPEC_NOISE}
     shown["msg"] = " ".join(message.split())
     return shown
+
+
+DEBUG_ACTIONS = ("ansible.builtin.debug", "ansible.legacy.debug", "debug")
+
+
+def shows_debug_message(action: str, role_collection: Optional[str]) -> bool:
+    """Whether the quiet callback shows a task's result: a debug message is what a playbook's author wants seen,
+    except the collection's own (its report, which the report block shows at the end)."""
+    return action in DEBUG_ACTIONS and role_collection != COLLECTION

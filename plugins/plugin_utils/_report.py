@@ -124,8 +124,26 @@ def report_lines(report: Mapping[str, Any]) -> List[str]:
     for entry in report["hosts_skipped"]:
         lines.append("  skipped  %s/%s  at %s: %s" % (entry["cluster"], entry["host"], entry["stage"], entry["reason"]))
     for entry in report["hosts_failed"]:
-        lines.append("  FAILED   %s/%s  at %s: %s" % (entry["cluster"], entry["host"], entry["stage"], entry["reason"]))
+        lines.append("  FAILED   %s/%s  at %s: %s%s" % (
+            entry["cluster"], entry["host"], entry["stage"], entry["reason"], _last_words(entry)))
     return lines
+
+
+# Enough of a failed script's last line to say why, on the host's line of the report.
+LAST_WORDS_CHARACTERS = 200
+
+
+def _last_words(entry: Mapping[str, Any]) -> str:
+    """What the failed stage's script said last: its last line on stderr, else on stdout ('' when silent)."""
+    stage = (entry.get("stages") or {}).get(entry.get("stage")) or {}
+    for tail in (stage.get("stderr_tail"), stage.get("stdout_tail")):
+        said = [line.strip() for line in str(tail or "").splitlines() if line.strip()]
+        if said:
+            last = said[-1]
+            if len(last) > LAST_WORDS_CHARACTERS:
+                last = last[:LAST_WORDS_CHARACTERS] + "..."
+            return "; it said: %s" % last
+    return ""
 
 
 def _stage_words(stages: Mapping[str, Mapping[str, Any]]) -> str:

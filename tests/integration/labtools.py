@@ -19,7 +19,7 @@ from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import proces
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import CLUSTER_MARK, LOCK_MARK, MAINTENANCE_MARK
 
 REPO = Path(__file__).resolve().parents[2]
-KVMLAB = REPO / "tests" / "lab" / "kvmlab"
+KVMLAB = REPO / "extensions" / "lab" / "kvmlab"
 VENV_BIN = Path(sys.executable).parent
 LIBVIRTD_PID_FILE = "/run/libvirt/libvirtd.pid"
 # What a run that ended, however it ended, leaves on no host: a host in maintenance, a cluster disabled, a lock.
@@ -249,3 +249,19 @@ class Lab:
         result: Dict[str, Any] = json.loads(out.read_text())
         result["_output"] = completed.stdout + completed.stderr
         return result
+
+
+TOOLS = REPO / ".venv-tools" / "bin"
+
+
+def installed_collection(where: Path) -> Path:
+    """The collection built into a tarball and installed from it under WHERE, as a user installs it; returns the
+    collections path holding that copy alone."""
+    subprocess.run([str(TOOLS / "ansible-galaxy"), "collection", "build", "--output-path", str(where), str(REPO)],
+                   check=True, capture_output=True)
+    [tarball] = where.glob("kvmops-rolling-*.tar.gz")
+    installed = where / "collections"
+    subprocess.run([str(TOOLS / "ansible-galaxy"), "collection", "install", "-p", str(installed), str(tarball)],
+                   check=True, capture_output=True, cwd=where,
+                   env={name: value for name, value in os.environ.items() if not name.startswith("ANSIBLE_")})
+    return installed

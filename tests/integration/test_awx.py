@@ -12,12 +12,11 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from labtools import REPO, Lab
+from labtools import REPO, TOOLS, Lab, installed_collection
 from runtools import C1, STAGES, Run
 
 pytestmark = pytest.mark.lab
 
-TOOLS = REPO / ".venv-tools" / "bin"
 needs_tools = pytest.mark.skipif(not (TOOLS / "ansible-runner").exists(),
                                  reason="scripts/bootstrap builds .venv-tools with ansible-runner")
 
@@ -31,13 +30,7 @@ def survey_answers(**answers: Any) -> Dict[str, Any]:
 @needs_tools
 def test_the_installed_tarball_maintains_a_cluster_by_the_playbooks_collection_name(scenario: Run,
                                                                                     tmp_path: Path) -> None:
-    subprocess.run([str(TOOLS / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(REPO)],
-                   check=True, capture_output=True)
-    [tarball] = tmp_path.glob("kvmops-rolling-*.tar.gz")
-    installed = tmp_path / "collections"
-    subprocess.run([str(TOOLS / "ansible-galaxy"), "collection", "install", "-p", str(installed), str(tarball)],
-                   check=True, capture_output=True, cwd=tmp_path,
-                   env={name: value for name, value in os.environ.items() if not name.startswith("ANSIBLE_")})
+    installed = installed_collection(tmp_path)
     assert not (installed / "ansible_collections" / "kvmops" / "rolling" / "tests").exists()  # build_ignore
     scenario.hooks(C1)
     # Only the installed copy is on the collections path: the playbook and every plugin come from it.

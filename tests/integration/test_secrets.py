@@ -22,7 +22,7 @@ pytestmark = pytest.mark.lab
 
 STATE_DIR = "/var/lib/kvm-rolling-maintenance"
 NOBODY = "65534"
-LAB_DEV_LOG = "/run/kvmlab/dev-log"  # where /dev/log leads on a lab host (tests/lab/README.md)
+LAB_DEV_LOG = "/run/kvmlab/dev-log"  # where /dev/log leads on a lab host (extensions/lab/README.md)
 
 
 @pytest.fixture

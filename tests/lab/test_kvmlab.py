@@ -1,4 +1,4 @@
-"""Smoke test of tests/lab/kvmlab: a small lab of its own (1 cluster x 2 hosts x 1 guest).
+"""Smoke test of extensions/lab/kvmlab: a small lab of its own (1 cluster x 2 hosts x 1 guest).
 
 Runs as root only. Uses its own KVMLAB_DIR / KVMLAB_NAME / KVMLAB_SUBNET, so it can run while the
 default lab and the test workers' labs are up. The tests run in file order and share one lab (module fixture).
@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="kvmlab needs root"),
 ]
 
-KVMLAB = Path(__file__).resolve().parent / "kvmlab"
+KVMLAB = Path(__file__).resolve().parents[2] / "extensions" / "lab" / "kvmlab"
 LAB_DIR = "/tmp/kvmlab-smoke"
 LAB_NAME = "kvmsmoke"
 SUBNET_PREFIX = "10.213.59."

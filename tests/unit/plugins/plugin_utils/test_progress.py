@@ -33,6 +33,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
     progress_line,
     refused_arguments,
     resolve_argument,
+    shows_debug_message,
     simple_variable,
     summary_lines,
 )
@@ -308,3 +309,10 @@ def test_a_failed_argument_validation_is_shown_as_its_errors_on_one_line() -> No
 
 def test_any_other_failure_is_shown_in_full() -> None:
     assert refused_arguments({"failed": True, "msg": "boom\ntrace", "rc": 1}) is None
+
+
+def test_the_quiet_callback_shows_a_playbooks_debug_messages_but_not_the_collections_report() -> None:
+    assert shows_debug_message("ansible.builtin.debug", None)
+    assert shows_debug_message("ansible.builtin.debug", "my.collection")
+    assert not shows_debug_message("ansible.builtin.debug", "kvmops.rolling")
+    assert not shows_debug_message("ansible.builtin.set_fact", None)

@@ -101,3 +101,19 @@ def test_an_unexpected_error_heads_the_report() -> None:
     lines = report_lines(report)
     assert lines[0] == "ATTENTION: " + error and not report["success"]
     assert report["details"].startswith("aborted: " + error)
+
+
+def test_a_failed_host_says_what_its_script_said_last() -> None:
+    failed = dict(STAGE, status="failed", rc=100, stdout_tail="upgrading\n", stderr_tail="E: could not get lock\n\n")
+    silent = dict(STAGE, status="failed", rc=3, stdout_tail="", stderr_tail="")
+    chatty = dict(STAGE, status="failed", rc=1, stdout_tail="x" * 500 + "\n", stderr_tail="")
+    report = build_report(RUN, [record("hv1", "failed", stage="Maintenance", reason="failed with exit code 100",
+                                       stages={"Maintenance": failed}),
+                                record("hv2", "failed", stage="PreFlight", reason="failed with exit code 3",
+                                       stages={"PreFlight": silent}),
+                                record("hv3", "failed", stage="PreFlight", reason="failed with exit code 1",
+                                       stages={"PreFlight": chatty})], {}, {"forced": True})
+    assert report_lines(report)[1:] == [
+        "  FAILED   c1/hv1  at Maintenance: failed with exit code 100; it said: E: could not get lock",
+        "  FAILED   c1/hv2  at PreFlight: failed with exit code 3",
+        "  FAILED   c1/hv3  at PreFlight: failed with exit code 1; it said: " + "x" * 200 + "..."]

@@ -1,4 +1,4 @@
-"""Implementation of tests/lab/kvmlab: simulated KVM hypervisors on one Debian 12 machine.
+"""Implementation of extensions/lab/kvmlab: simulated KVM hypervisors on one Debian 12 machine.
 
 A simulated host is a network namespace (a veth into a bridge that lives in the lab's own
 namespace), plus a mount+UTS namespace held open by a `sleep infinity` "holder" process, in which
@@ -38,8 +38,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 from xml.etree import ElementTree
 
 IMPL_PATH = Path(__file__).resolve()
-REPO_ROOT = IMPL_PATH.parent.parent.parent
-PACKAGES_FILE = REPO_ROOT / "scripts" / "system-packages.txt"
+PACKAGES_FILE = IMPL_PATH.parent / "system-packages.txt"
 
 DEFAULT_DIR = "/tmp/kvmlab"
 DEFAULT_NAME = "kvmlab"
@@ -1549,7 +1548,7 @@ def cmd_link(cfg: LabConfig, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kvmlab", description="Simulated KVM hypervisors on this machine (see tests/lab/README.md). "
+        prog="kvmlab", description="Simulated KVM hypervisors on this machine (see extensions/lab/README.md). "
         "Environment: KVMLAB_DIR (default /tmp/kvmlab), KVMLAB_NAME (default kvmlab), "
         "KVMLAB_SUBNET (default 10.213.47.0/24).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
