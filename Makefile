@@ -46,4 +46,4 @@ test: bootstrap
 		echo "make test: sanity took $$((SECONDS - start)) s"
 	./scripts/lint
 	./scripts/matrix
-	pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests
+	KVMOPS_REQUIRE_BOOTSTRAP=1 pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Every module of the collection: full check mode, no diff.
+    # Every module of the collection: full check mode, no diff, POSIX hosts.
     DOCUMENTATION = r"""
 attributes:
   check_mode:
@@ -15,6 +15,26 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
     support: none
+  platform:
+    platforms: posix
+"""
+
+    # The modules an action plugin of the same name drives (with ansible.builtin.action_common_attributes.flow).
+    ACTION = r"""
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+"""
+
+    # The modules whose action does all the work on the controller.
+    CONTROLLER = r"""
+attributes:
+  platform:
+    details: Runs on the controller only; no host is contacted.
 """
 
     # The modules whose action plugin runs a long job on the host through start, poll and cancel.

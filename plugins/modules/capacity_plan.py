@@ -28,24 +28,15 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.action
+  - kvmops.rolling.rolling.controller
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: The plan is made on the controller from variables and facts already gathered; nothing is changed in
       any mode, so check mode gives the same plan.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    details: Runs on the controller only; no host is contacted.
 options:
   hosts:
     description: The hosts to evacuate, in the order the run visits them.

@@ -30,10 +30,6 @@ attributes:
     details:
       - Nothing is written or removed, nor the lock released; the result says what would change. O(holds_lock)
         is not checked, since a check run takes no lock.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   state:
     description: V(disabled) writes the mark, V(enabled) removes it.

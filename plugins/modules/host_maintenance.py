@@ -30,18 +30,13 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.action
   - kvmops.rolling.rolling.job
   - kvmops.rolling.rolling.holds_lock
   - kvmops.rolling.rolling.record
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details:
@@ -49,10 +44,6 @@ attributes:
         not marked, no job starts and no guest moves; RV(status) is V(would_run) and RV(moves) lists the planned
         moves. With O(state=absent) the mark is not removed and an evacuation still running is not cancelled.
       - The record is not kept on the host and O(holds_lock) is not checked, since a check run takes no lock.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   state:
     description: V(present) enters maintenance (evacuating the host), V(absent) leaves it.

@@ -36,10 +36,6 @@ attributes:
   check_mode:
     support: full
     details: It only reads (libvirt over a read-only connection, the state files), so check mode gives the same result.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 requirements:
   - libvirt-python (Debian package C(python3-libvirt)) on the managed host
 options:

@@ -47,18 +47,13 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.action
   - kvmops.rolling.rolling.job
   - kvmops.rolling.rolling.holds_lock
   - kvmops.rolling.rolling.record
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details:
@@ -67,10 +62,6 @@ attributes:
       - With O(leave_maintenance) the host's mark is not removed; with O(read_hypervisor) the host is still read,
         which changes nothing. The record is not kept on the host and O(holds_lock) is not checked, since a check
         run takes no lock.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   stage:
     description: The stage whose script runs.

@@ -26,26 +26,17 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.action
+  - kvmops.rolling.rolling.controller
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: partial
     details:
       - The report is written to O(path) on the controller in check mode too, since it is the outcome of a check
         run. It then lists the hosts in RV(report.hosts_planned) and says that no script ran and nothing was
         migrated or disabled. No host is touched in any mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    details: Runs on the controller only; no host is contacted.
 options:
   path:
     description:

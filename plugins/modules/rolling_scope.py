@@ -33,24 +33,15 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.action
+  - kvmops.rolling.rolling.controller
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: It only reads the play's variables and the inventory on the controller and changes nothing, so check
       mode gives the same result.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    details: Runs on the controller only; no host is contacted.
 options: {}
 seealso:
   - module: kvmops.rolling.capacity_plan

@@ -29,10 +29,6 @@ attributes:
     details:
       - Nothing is written, and the task reports the change it would make. O(holds_lock) is not checked and the
         lock is not renewed, since a check run takes no lock.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   run_id:
     description: The run the record belongs to.

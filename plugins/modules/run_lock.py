@@ -43,10 +43,6 @@ attributes:
     details:
       - Nothing is written, not even the C(flock) file; the lock is read and RV(held) says whether the run would
         hold it. With O(wait_job_id), the job is not waited for.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   state:
     description: V(present) takes the lock, V(renewed) renews the one the run holds, V(absent) releases it.

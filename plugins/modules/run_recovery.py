@@ -28,25 +28,16 @@ author:
   - kvmops.rolling engineers (@kvmops)
 extends_documentation_fragment:
   - kvmops.rolling.rolling
+  - kvmops.rolling.rolling.action
+  - kvmops.rolling.rolling.controller
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details:
       - It only judges, on the controller, the facts already gathered and changes nothing in any mode; the repairs
         it decides on are made by other tasks. Check mode gives the same decision.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    details: Runs on the controller only; no host is contacted.
 options:
   clusters:
     description: The clusters the run works on, each with all its hosts in inventory order.

@@ -12,13 +12,13 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from bootstrapped import needs_tool
 from labtools import REPO, TOOLS, Lab, installed_collection
 from runtools import C1, STAGES, Run
 
 pytestmark = pytest.mark.lab
 
-needs_tools = pytest.mark.skipif(not (TOOLS / "ansible-runner").exists(),
-                                 reason="scripts/bootstrap builds .venv-tools with ansible-runner")
+needs_tools = needs_tool("ansible-runner")
 
 
 def survey_answers(**answers: Any) -> Dict[str, Any]:

@@ -16,10 +16,10 @@ from typing import Dict, Iterator
 
 import pytest
 
+from bootstrapped import needs_tool
 from labtools import REPO, TOOLS, installed_collection
 
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(not (TOOLS / "molecule").exists(),
-                                                  reason="scripts/bootstrap builds .venv-tools with molecule")]
+pytestmark = [pytest.mark.lab, needs_tool("molecule")]
 STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")
 
 

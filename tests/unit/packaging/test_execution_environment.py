@@ -8,13 +8,12 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+from bootstrapped import needs_tool
 
 TOP = Path(__file__).resolve().parents[3]
 TOOLS = TOP / ".venv-tools" / "bin"
-pytestmark = pytest.mark.skipif(not (TOOLS / "ansible-builder").exists(),
-                                reason="scripts/bootstrap builds .venv-tools with ansible-builder")
+pytestmark = needs_tool("ansible-builder")
 
 
 def run(*args: object, cwd: Path = TOP) -> str:
