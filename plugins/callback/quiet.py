@@ -12,8 +12,9 @@ version_added: 0.4.0
 description:
   - The output of C(ansible.builtin.default) without what a rolling maintenance run does not need to show.
     There are no play and task banners, and nothing for tasks that went well, were skipped or included files,
-    except the messages of C(ansible.builtin.debug) tasks of the playbook's own (the collection's report is
-    shown once, at the end).
+    except the messages of C(ansible.builtin.debug) tasks (the run's plan, what earlier runs left behind). A text
+    or a list of texts as plain lines, anything else as the default callback shows it. The report's lines are
+    shown once, at the end.
     A run of six hosts prints some 30 lines where the default callback prints more than 300 task banners.
   - What it shows.
   - The progress lines of P(kvmops.rolling.rolling_progress#callback), one per step of the run. This callback
@@ -41,17 +42,12 @@ from ansible_collections.kvmops.rolling.plugins.callback.rolling_progress import
 from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
     ProgressOutput,
     canonical_action,
+    message_lines,
     refused_arguments,
     shows_debug_message,
 )
 
 
-def _shown(result: Any) -> bool:
-    """A debug message of the playbook's own (not the collection's report): shown as the default callback shows it."""
-    task = getattr(result, "task", None) or getattr(result, "_task", None)
-    role = getattr(task, "_role", None)
-    return shows_debug_message(canonical_action(getattr(task, "action", None), getattr(task, "resolved_action", None)),
-                               getattr(role, "_role_collection", None))
 
 
 def _result_of(result: Any) -> Any:
@@ -97,11 +93,20 @@ class CallbackModule(DefaultCallback):
         self.progress.v2_runner_on_start(host, task)
         super().v2_runner_on_start(host, task)
 
+    def _shown(self, result: Any) -> bool:
+        """A debug message other than the report's lines: shown as the default callback shows it."""
+        task = getattr(result, "task", None) or getattr(result, "_task", None)
+        action = canonical_action(getattr(task, "action", None), getattr(task, "resolved_action", None))
+        return shows_debug_message(action, _result_of(result).get("msg"), self.progress.report)
+
     def _ok(self, show: Callable[[Any], None], result: Any) -> None:
-        """A result that went well: said only with -v, or when it is a debug message of the playbook's own."""
+        """A result that went well: said only with -v, or when it is a debug message (text as plain lines)."""
         if self._verbose():
             show(result)
-        elif _shown(result):
+        elif self._shown(result) and message_lines(_result_of(result).get("msg")) is not None:
+            for line in message_lines(_result_of(result).get("msg")) or []:
+                self._display.display(line)
+        elif self._shown(result):
             self.set_option("display_ok_hosts", True)
             try:
                 show(result)

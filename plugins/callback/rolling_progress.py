@@ -189,6 +189,11 @@ class CallbackModule(CallbackBase):
             return position_of(name, self._run)
         return position_of(name, self._run, self._cluster_hint(host))
 
+    @property
+    def report(self) -> Optional[Mapping[str, Any]]:
+        """The run's report, once its rolling_report task has given it."""
+        return self._report
+
     def _printed_elsewhere(self) -> bool:
         """Whether the kvmops.rolling.quiet stdout callback, which carries these lines, prints them instead."""
         return ProgressOutput.in_stdout_callback and not self._in_stdout_callback

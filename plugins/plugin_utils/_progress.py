@@ -428,7 +428,16 @@ def refused_arguments(result: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 DEBUG_ACTIONS = ("ansible.builtin.debug", "ansible.legacy.debug", "debug")
 
 
-def shows_debug_message(action: str, role_collection: Optional[str]) -> bool:
-    """Whether the quiet callback shows a task's result: a debug message is what a playbook's author wants seen,
-    except the collection's own (its report, which the report block shows at the end)."""
-    return action in DEBUG_ACTIONS and role_collection != COLLECTION
+def shows_debug_message(action: str, message: Any, report: Optional[Mapping[str, Any]]) -> bool:
+    """Whether the quiet callback shows a task's result: a debug message is meant to be seen (the run's plan,
+    what earlier runs left, a playbook's own), except the report's lines, which the report block shows at the end."""
+    return action in DEBUG_ACTIONS and not (report is not None and message == summary_lines(report))
+
+
+def message_lines(message: Any) -> Optional[List[str]]:
+    """A debug message that is text, or a list of texts, as the lines to print; None for any other value."""
+    if isinstance(message, str):
+        return message.splitlines()
+    if isinstance(message, list) and all(isinstance(line, str) for line in message):
+        return [part for line in message for part in line.splitlines()]
+    return None

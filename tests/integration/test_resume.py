@@ -112,8 +112,9 @@ def test_kill_9_then_a_new_run_repairs_what_was_left(scenario: Run, lab: Lab) ->
     # hv2's Maintenance script outlives its controller: the new run waits for it to end (never kills it),
     # renewing the lock it took meanwhile, so no other run takes it for a stale one.
     lock = lab.state_dir("hv2") / "lock.json"
-    wait_until(lambda: b"Wait for the jobs a gone run left running" in log.read_bytes()[killed_runs_output:],
-               "the new run waiting for hv2's Maintenance script", WAIT_SECONDS, process=repair)
+    wait_until(lambda: b"of run %s still runs" % interrupted.encode()
+               in log.read_bytes()[killed_runs_output:], "the new run waiting for hv2's Maintenance script",
+               WAIT_SECONDS, process=repair)
     # Taking the lock writes it twice at most (the lock step, the wait task); more times are the renewals.
     seen = set()
     wait_until(lambda: seen.add(lock.stat().st_mtime) or len(seen) > 2, "the waiting run renewing its lock",
@@ -187,6 +188,31 @@ def test_a_second_run_refuses_while_the_first_holds_the_cluster(scenario: Run, l
     scenario.wait(first)
     assert first.returncode == 0
     updated_exactly_once(scenario, C1)
+
+
+def test_two_runs_started_at_once_never_both_maintain_and_leave_no_lock(scenario: Run, lab: Lab,
+                                                                      tmp_path: Path) -> None:
+    # Each takes the lock of c1 on every host at once: whichever takes a host first, at most one run goes on, and
+    # one that refuses (both may, when each took some hosts first) touches no host and keeps none of its locks.
+    scenario.hooks(C1)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = Run(lab, other_dir)
+    runs = [(scenario, scenario.start("-e", "rm_clusters=c1")), (other, other.start("-e", "rm_clusters=c1"))]
+    reports = [run.wait(process) for run, process in runs]
+    maintained = [run for (run, _), report in zip(runs, reports) if report["hosts_updated"] or report["hosts_failed"]]
+    summary = [(report.get("run_id"), report.get("started"), report.get("ended"), report.get("details"))
+               for report in reports]
+    assert len(maintained) <= 1, summary
+    for (run, process), report in zip(runs, reports):
+        marks = [" ".join(e) for e in run.events() if e[0] in ("disable", "enable")]  # each run logs its own
+        if run in maintained:
+            assert report["success"] and sorted(entry["host"] for entry in report["hosts_updated"]) == C1, report
+            assert marks == ["disable c1", "enable c1"]
+        else:
+            assert process.returncode != 0 and report["details"].startswith("aborted: "), summary
+            assert marks == [] and report["hosts_updated"] + report["hosts_failed"] == []
+    assert [host for host in C1 if state_file(lab, host, "lock.json") is not None] == []
 
 
 # The holder's timing: rm_lock_timeout 3 on top of its longest step (12 s): its lock records a threshold of 15 s.

@@ -1,5 +1,6 @@
 """Faults during a whole rolling maintenance run, end to end on the lab: a link that drops, a stage script that
-will not die, libvirtd dying on either side of a live migration (a host that reboots: test_reboots.py).
+will not die, libvirtd dying on either side of a live migration, a libvirtd that hangs (a host that reboots:
+test_reboots.py).
 
 Every fault is injected at a point the test observes (a file a hook writes, a migration a libvirt hook holds,
 a reconnect seen on the wire), never after a guessed delay. After each test the ``scenario`` fixture checks
@@ -10,6 +11,8 @@ maintenance.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -537,3 +540,36 @@ def test_no_guest_is_migrated_onto_a_host_where_a_job_still_runs(scenario: Run, 
     moves = report["hosts_updated"][0]["evacuation"]["moves"]
     assert moves and {move["target"] for move in moves} == {"hv1"}, moves
     assert other["status"] == "ok", other  # the other run's stage was left alone
+
+
+# --- 5. A libvirtd that hangs: alive, its socket open, never answering ---------------------------------------------
+
+def test_a_libvirtd_that_hangs_as_premaintenance_ends_fails_the_host_and_moves_no_guest(scenario: Run, lab: Lab) -> None:
+    # hv2's libvirtd is stopped (SIGSTOP) while its PreMaintenance script runs. The stage's last call reads the
+    # host for the capacity re-check: that read gives up after rm_libvirt_timeout, and the host fails at the
+    # re-check (fail-fast) without entering maintenance. Nothing moved, and the cluster is enabled again.
+    lab.ensure_guest("hv2")
+    before = lab.running_guests()
+    started, go = scenario.dir / "premaintenance-started", scenario.dir / "premaintenance-go"
+    scenario.hooks(["hv2"], {("hv2", "PreMaintenance"): "touch %s; %s; exit 0" % (started, wait_for_file(go))})
+    stopped: Dict[str, int] = {}
+
+    def hang_libvirtd_before_premaintenance_ends() -> None:
+        wait_until(started.exists, "hv2's PreMaintenance stage to start")
+        stopped["pid"] = lab.kill_libvirtd("hv2", signal.SIGSTOP)
+        go.touch()
+
+    try:
+        with meanwhile(hang_libvirtd_before_premaintenance_ends):
+            report = scenario.play("-e", "rm_hosts=hv2", "-e", "rm_libvirt_timeout=5")
+    finally:
+        if stopped:
+            os.kill(stopped["pid"], signal.SIGCONT)
+    assert scenario.completed.returncode == 2, scenario.output[-3000:]
+    assert scenario.statuses() == {"hv2": ("failed", "capacity")}, report["hosts_failed"]
+    assert "did not answer within 5 s" in entry_of(report, "hv2")["reason"], entry_of(report, "hv2")
+    assert scenario.stages_run("hv2") == ["PreFlight", "PreMaintenance"]
+    assert report["attention"] == [] and not (lab.state_dir("hv2") / "maintenance.json").exists()
+    assert [" ".join(event) for event in scenario.events() if event[0] in ("disable", "enable")] == \
+        ["disable c1", "enable c1"]
+    assert lab.running_guests() == before

@@ -26,6 +26,7 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
     job_label,
     label_from_result,
     line_tone,
+    message_lines,
     outcome_words,
     plain_name,
     position_of,
@@ -311,8 +312,16 @@ def test_any_other_failure_is_shown_in_full() -> None:
     assert refused_arguments({"failed": True, "msg": "boom\ntrace", "rc": 1}) is None
 
 
-def test_the_quiet_callback_shows_a_playbooks_debug_messages_but_not_the_collections_report() -> None:
-    assert shows_debug_message("ansible.builtin.debug", None)
-    assert shows_debug_message("ansible.builtin.debug", "my.collection")
-    assert not shows_debug_message("ansible.builtin.debug", "kvmops.rolling")
-    assert not shows_debug_message("ansible.builtin.set_fact", None)
+def test_the_quiet_callback_shows_debug_messages_but_not_the_reports_lines_again() -> None:
+    report = {"run_id": "r1", "success": True, "details": "0 updated, 0 skipped, 0 failed of 0 host(s)",
+              "attention": [], "hosts_updated": [], "hosts_skipped": [], "hosts_failed": []}
+    assert shows_debug_message("ansible.builtin.debug", ["c1/hv1: hv1-vm1 -> hv2"], report)
+    assert shows_debug_message("ansible.builtin.debug", "hello", None)
+    assert not shows_debug_message("ansible.builtin.debug", summary_lines(report), report)
+    assert not shows_debug_message("ansible.builtin.set_fact", "hello", None)
+
+
+def test_a_text_debug_message_is_printed_as_plain_lines_anything_else_as_is() -> None:
+    assert message_lines("one\ntwo") == ["one", "two"]
+    assert message_lines(["c1/hv1: a -> hv2", "c1/hv2: b -> hv1"]) == ["c1/hv1: a -> hv2", "c1/hv2: b -> hv1"]
+    assert message_lines({"PreFlight": {"rc": 0}}) is None and message_lines(["x", 1]) is None
