@@ -48,8 +48,6 @@ from ansible_collections.kvmops.rolling.plugins.plugin_utils._progress import (
 )
 
 
-
-
 def _result_of(result: Any) -> Any:
     """``result.result`` (ansible-core 2.19+) or ``result._result`` (before)."""
     data = getattr(result, "result", None)

@@ -190,8 +190,8 @@ def test_a_second_run_refuses_while_the_first_holds_the_cluster(scenario: Run, l
     updated_exactly_once(scenario, C1)
 
 
-def test_two_runs_started_at_once_never_both_maintain_and_leave_no_lock(scenario: Run, lab: Lab,
-                                                                      tmp_path: Path) -> None:
+def test_two_runs_started_at_once_never_both_maintain_and_leave_no_lock(
+        scenario: Run, lab: Lab, tmp_path: Path) -> None:
     # Each takes the lock of c1 on every host at once: whichever takes a host first, at most one run goes on, and
     # one that refuses (both may, when each took some hosts first) touches no host and keeps none of its locks.
     scenario.hooks(C1)
@@ -200,7 +200,8 @@ def test_two_runs_started_at_once_never_both_maintain_and_leave_no_lock(scenario
     other = Run(lab, other_dir)
     runs = [(scenario, scenario.start("-e", "rm_clusters=c1")), (other, other.start("-e", "rm_clusters=c1"))]
     reports = [run.wait(process) for run, process in runs]
-    maintained = [run for (run, _), report in zip(runs, reports) if report["hosts_updated"] or report["hosts_failed"]]
+    maintained = [run for (run, _process), report in zip(runs, reports)
+                  if report["hosts_updated"] or report["hosts_failed"]]
     summary = [(report.get("run_id"), report.get("started"), report.get("ended"), report.get("details"))
                for report in reports]
     assert len(maintained) <= 1, summary
