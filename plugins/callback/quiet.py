@@ -15,7 +15,8 @@ description:
     except the messages of C(ansible.builtin.debug) tasks (the run's plan, what earlier runs left behind). A text
     or a list of texts as plain lines, anything else as the default callback shows it. The report's lines are
     shown once, at the end.
-    A run of six hosts prints some 30 lines where the default callback prints more than 300 task banners.
+    A run of six hosts on the collection's lab prints about 100 lines where the default callback prints
+    almost 800, 285 of them task banners.
   - What it shows.
   - The progress lines of P(kvmops.rolling.rolling_progress#callback), one per step of the run. This callback
     prints them itself; with C(rolling_progress) enabled beside it, they are printed once.
@@ -101,17 +102,23 @@ class CallbackModule(DefaultCallback):
         """A result that went well: said only with -v, or when it is a debug message (text as plain lines)."""
         if self._verbose():
             show(result)
-        elif self._shown(result) and message_lines(_result_of(result).get("msg")) is not None:
-            for line in message_lines(_result_of(result).get("msg")) or []:
-                self._display.display(line)
         elif self._shown(result):
-            self.set_option("display_ok_hosts", True)
-            try:
-                show(result)
-            finally:
-                self.set_option("display_ok_hosts", False)
+            self._show_message(show, result)
         else:
             self._warnings(result)
+
+    def _show_message(self, show: Callable[[Any], None], result: Any) -> None:
+        """A debug message: a text as plain lines, anything else as the default callback shows a result."""
+        lines = message_lines(_result_of(result).get("msg"))
+        if lines is not None:
+            for line in lines:
+                self._display.display(line)
+            return
+        self.set_option("display_ok_hosts", True)
+        try:
+            show(result)
+        finally:
+            self.set_option("display_ok_hosts", False)
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self.progress.v2_runner_on_ok(result)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import yaml
 
+from bootstrapped import TOOLS
 from ansible_collections.kvmops.rolling.plugins.module_utils._jobs import process_start_ticks
 from ansible_collections.kvmops.rolling.plugins.module_utils._marks import CLUSTER_MARK, LOCK_MARK, MAINTENANCE_MARK
 
@@ -250,8 +251,6 @@ class Lab:
         result["_output"] = completed.stdout + completed.stderr
         return result
 
-
-TOOLS = REPO / ".venv-tools" / "bin"
 
 
 def installed_collection(where: Path) -> Path:

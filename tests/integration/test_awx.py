@@ -12,8 +12,8 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from bootstrapped import needs_tool
-from labtools import REPO, TOOLS, Lab, installed_collection
+from bootstrapped import TOOLS, needs_tool
+from labtools import REPO, Lab, installed_collection
 from runtools import C1, STAGES, Run
 
 pytestmark = pytest.mark.lab

@@ -16,8 +16,8 @@ from typing import Dict, Iterator
 
 import pytest
 
-from bootstrapped import needs_tool
-from labtools import REPO, TOOLS, installed_collection
+from bootstrapped import TOOLS, needs_tool
+from labtools import REPO, installed_collection
 
 pytestmark = [pytest.mark.lab, needs_tool("molecule")]
 STAGES = ("PreFlight", "PreMaintenance", "Maintenance", "PostMaintenance")

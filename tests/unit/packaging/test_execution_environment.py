@@ -9,10 +9,8 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from bootstrapped import needs_tool
+from bootstrapped import TOOLS, TOP, needs_tool
 
-TOP = Path(__file__).resolve().parents[3]
-TOOLS = TOP / ".venv-tools" / "bin"
 pytestmark = needs_tool("ansible-builder")
 
 
