@@ -252,7 +252,6 @@ class Lab:
         return result
 
 
-
 def installed_collection(where: Path) -> Path:
     """The collection built into a tarball and installed from it under WHERE, as a user installs it; returns the
     collections path holding that copy alone."""
