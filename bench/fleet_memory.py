@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Dict, List
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "tests"))  # tests/bootstrapped.py, which labtools uses
 sys.path.insert(0, str(BENCH.parent / "tests" / "integration"))
+sys.path.insert(0, str(BENCH.parent / ".collections"))  # made by scripts/bootstrap, as pytest.ini uses it
 
 from fleettools import Fleet, figure_lines, host_turn_seconds, play_sampled, thirds  # noqa: E402
 from labtools import Lab  # noqa: E402

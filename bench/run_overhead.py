@@ -25,6 +25,7 @@ from typing import Dict, List, Tuple
 import yaml
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "tests"))  # tests/bootstrapped.py, which labtools uses
 sys.path.insert(0, str(BENCH.parent / "tests" / "integration"))
 sys.path.insert(0, str(BENCH.parent / ".collections"))  # made by scripts/bootstrap, as pytest.ini uses it
 

@@ -21,7 +21,9 @@ from typing import Any, Dict, List
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/bootstrapped.py, which labtools uses
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".collections"))  # made by scripts/bootstrap, as pytest.ini uses it
 
 from labtools import Lab  # noqa: E402  pylint: disable=wrong-import-position
 
